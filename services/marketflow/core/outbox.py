@@ -1,0 +1,63 @@
+"""What the core emits: alerts, snapshots and frame partials, drained by the adapter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True, frozen=True)
+class FrameGroup:
+    """Absolute state, at the end of one event-time frame, of what one partition changed.
+
+    `stocks` maps a universe symbol to (last price in thousandths, turnover in cents);
+    `market_turnover` is the partition's cumulative turnover of the day (every trade,
+    universe or not). Absolute values make re-delivery harmless: applying a group twice
+    changes nothing.
+    """
+
+    day: int
+    frame: int
+    ticks: int
+    stocks: dict[str, tuple[int, int]]
+    market_turnover: int
+
+
+@dataclass(slots=True, frozen=True)
+class FramePartial:
+    """One partition's closed frame groups plus its watermark (largest event time seen)."""
+
+    source: int
+    watermark: int
+    groups: tuple[FrameGroup, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "watermark": self.watermark,
+            "groups": [
+                [g.day, g.frame, g.ticks, g.market_turnover,
+                 [[symbol, last, turnover] for symbol, (last, turnover) in g.stocks.items()]]
+                for g in self.groups
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> FramePartial:
+        groups = tuple(
+            FrameGroup(day, frame, ticks, {s: (last, t) for s, last, t in stocks}, market)
+            for day, frame, ticks, market, stocks in obj["groups"]
+        )
+        return cls(int(obj["source"]), int(obj["watermark"]), groups)
+
+
+@dataclass(slots=True)
+class Outbox:
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    snapshots: list[dict[str, Any]] = field(default_factory=list)
+    partials: list[FramePartial] = field(default_factory=list)
+
+    def drain(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[FramePartial]]:
+        out = (self.alerts, self.snapshots, self.partials)
+        self.alerts, self.snapshots, self.partials = [], [], []
+        return out

@@ -1,0 +1,288 @@
+"""Per-partition state of `md.ticks`: stocks and indices, evaluated at each of their ticks.
+
+One symbol lives in one partition, so a stock's figures and its alerts are computed where
+its ticks arrive, in arrival order. What sectors and the market need from this partition
+leaves as `FrameGroup`s: the absolute state of the stocks it changed, per event-time frame.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marketflow.core.outbox import FrameGroup, FramePartial, Outbox
+from marketflow.core.records import RecordError, Tick
+from marketflow.core.refdata import ReferenceData
+from marketflow.core.rules import RuleEngine, RuleSet
+from marketflow.core.timeutil import day_bounds, day_number, to_rfc3339, trading_date
+
+STOCK_METRICS = ("stock.change_pct", "index.change_pct")
+
+
+class StockState:
+    __slots__ = (
+        "symbol", "name", "prev_close", "sectors", "in_universe", "last", "last_ts",
+        "turnover", "volume", "trades", "max_seq",
+    )
+
+    def __init__(self, symbol: str, name: str, prev_close: int, sectors: tuple[str, ...],
+                 in_universe: bool) -> None:
+        self.symbol = symbol
+        self.name = name
+        self.prev_close = prev_close
+        self.sectors = sectors
+        self.in_universe = in_universe
+        self.last = prev_close
+        self.last_ts = -1
+        self.turnover = 0
+        self.volume = 0
+        self.trades = 0
+        self.max_seq = -1
+
+    def change_pct(self) -> float:
+        return (self.last - self.prev_close) * 100 / self.prev_close
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "last": self.last / 1000,
+            "change_pct": self.change_pct(),
+            "turnover_hkd": self.turnover / 100,
+            "volume": self.volume,
+            "trades": self.trades,
+        }
+
+
+class IndexState:
+    __slots__ = ("symbol", "name", "prev_close", "level", "level_ts", "max_seq")
+
+    def __init__(self, symbol: str, name: str, prev_close: int) -> None:
+        self.symbol = symbol
+        self.name = name
+        self.prev_close = prev_close
+        self.level = prev_close
+        self.level_ts = -1
+        self.max_seq = -1
+
+    def change_pct(self) -> float:
+        return (self.level - self.prev_close) * 100 / self.prev_close
+
+    def figures(self) -> dict[str, Any]:
+        return {"level": self.level / 1000, "change_pct": self.change_pct()}
+
+
+class PartitionProcessor:
+    """The state of one `md.ticks` partition for one trading day at a time."""
+
+    def __init__(self, ref: ReferenceData, rules: RuleSet, frame_ms: int = 1000,
+                 source: int = 0, outbox: Outbox | None = None) -> None:
+        self.ref = ref
+        self.frame_ms = frame_ms
+        self.source = source
+        self.outbox = outbox if outbox is not None else Outbox()
+        self.engine = RuleEngine(rules, STOCK_METRICS)
+        self.day: int | None = None
+        self.day_start = 0
+        self.day_end = 0
+        self.watermark = -1
+        self.duplicates = 0
+        self._start_day(None)
+
+    # -- day and frame bookkeeping ---------------------------------------------------
+
+    def _start_day(self, day: int | None) -> None:
+        self.day = day
+        if day is not None:
+            self.day_start, self.day_end = day_bounds(day)
+        self.stocks: dict[str, StockState] = {}
+        self.indices: dict[str, IndexState] = {}
+        self.market_turnover = 0
+        self.frame: int | None = None
+        self.frame_ticks = 0
+        self.changed: set[str] = set()
+        self.changed_indices: set[str] = set()
+        self.closed: list[FrameGroup] = []
+        self.engine.reset_day()
+
+    def _close_frame(self) -> None:
+        """Close the open frame group: a FrameGroup for sectors, snapshots for people."""
+        if self.frame is None or self.frame_ticks == 0 or self.day is None:
+            return
+        stocks = {s: (self.stocks[s].last, self.stocks[s].turnover) for s in self.changed}
+        self.closed.append(
+            FrameGroup(self.day, self.frame, self.frame_ticks, stocks, self.market_turnover)
+        )
+        snapshots = self.outbox.snapshots
+        for symbol in sorted(self.changed):
+            snapshots.append(self.stock_snapshot(self.stocks[symbol], final=False))
+        for symbol in sorted(self.changed_indices):
+            snapshots.append(self.index_snapshot(self.indices[symbol], final=False))
+        self.changed = set()
+        self.changed_indices = set()
+        self.frame_ticks = 0
+
+    def emit_partial(self) -> None:
+        if self.closed:
+            self.outbox.partials.append(
+                FramePartial(self.source, self.watermark, tuple(self.closed))
+            )
+            self.closed = []
+
+    def flush(self) -> None:
+        """Close the open frame and emit every closed group (end of input, or idle)."""
+        self._close_frame()
+        self.emit_partial()
+        self.frame = None
+
+    # -- ticks -----------------------------------------------------------------------
+
+    def on_ticks(self, ticks: list[Tick]) -> None:
+        for tick in ticks:
+            self.on_tick(tick)
+        self.emit_partial()
+
+    def advance(self, ts: int) -> None:
+        """Move event time to `ts`: close the open frame (or day) if `ts` lies beyond it.
+
+        Raises RecordError for a time before the current trading day."""
+        if not self.day_start <= ts < self.day_end or self.day is None:
+            day = day_number(ts)
+            if self.day is not None and day < self.day:
+                raise RecordError(
+                    "stale_trading_day",
+                    f"{trading_date(ts)} is before the current trading day "
+                    f"{trading_date(self.day_start)}",
+                )
+            self._close_frame()
+            self.emit_partial()
+            self._start_day(day)
+        frame = ts // self.frame_ms
+        if self.frame is None:
+            self.frame = frame
+        elif frame > self.frame:
+            self._close_frame()
+            self.frame = frame
+        if ts > self.watermark:
+            self.watermark = ts
+
+    def on_tick(self, tick: Tick) -> None:
+        """Apply one tick. Raises RecordError for a tick that cannot be used."""
+        self.advance(tick.ts)
+        if tick.kind == "index":
+            self._on_index(tick)
+        else:
+            self._on_trade(tick)
+
+    def _on_trade(self, tick: Tick) -> None:
+        symbol = tick.symbol
+        state = self.stocks.get(symbol)
+        if state is None:
+            stock = self.ref.stocks.get(symbol)
+            if stock is None:
+                state = StockState(symbol, "", 1, (), False)
+            else:
+                state = StockState(symbol, stock.name, stock.prev_close, stock.sectors, True)
+            self.stocks[symbol] = state
+        seq = tick.seq
+        if seq is not None:
+            if seq <= state.max_seq:
+                self.duplicates += 1
+                return
+            state.max_seq = seq
+        self.frame_ticks += 1
+        state.turnover += tick.turnover
+        state.volume += tick.qty
+        state.trades += 1
+        self.market_turnover += tick.turnover
+        if tick.ts >= state.last_ts:
+            state.last = tick.price
+            state.last_ts = tick.ts
+        if not state.in_universe:
+            return
+        self.changed.add(symbol)
+        if self.engine.has_rules("stock.change_pct"):
+            alerts = self.engine.evaluate(
+                "stock.change_pct", symbol, state.change_pct(), tick.ts, state.last / 1000,
+                state.name, lambda: self._stock_evidence(state),
+            )
+            if alerts:
+                self.outbox.alerts.extend(alerts)
+
+    def _on_index(self, tick: Tick) -> None:
+        symbol = tick.symbol
+        state = self.indices.get(symbol)
+        if state is None:
+            index = self.ref.indices.get(symbol)
+            if index is None:
+                raise RecordError("unknown_index", f"{symbol} is not in the indices file")
+            state = self.indices[symbol] = IndexState(symbol, index.name, index.prev_close)
+        seq = tick.seq
+        if seq is not None:
+            if seq <= state.max_seq:
+                self.duplicates += 1
+                return
+            state.max_seq = seq
+        self.frame_ticks += 1
+        if tick.ts >= state.level_ts:
+            state.level = tick.price
+            state.level_ts = tick.ts
+        self.changed_indices.add(symbol)
+        if self.engine.has_rules("index.change_pct"):
+            alerts = self.engine.evaluate(
+                "index.change_pct", symbol, state.change_pct(), tick.ts, state.level / 1000,
+                state.name, lambda: self._index_evidence(state),
+            )
+            if alerts:
+                self.outbox.alerts.extend(alerts)
+
+    # -- evidence and snapshots ------------------------------------------------------
+
+    @staticmethod
+    def _stock_evidence(state: StockState) -> dict[str, Any]:
+        return {
+            "name": state.name,
+            "last": state.last / 1000,
+            "prev_close": state.prev_close / 1000,
+            "turnover_hkd": state.turnover / 100,
+            "volume": state.volume,
+            "trades": state.trades,
+            "sectors": list(state.sectors),
+        }
+
+    @staticmethod
+    def _index_evidence(state: IndexState) -> dict[str, Any]:
+        return {
+            "name": state.name,
+            "level": state.level / 1000,
+            "prev_close": state.prev_close / 1000,
+            "change_points": (state.level - state.prev_close) / 1000,
+        }
+
+    def _base(self, kind: str, subject: str, name: str, ts: int, final: bool) -> dict[str, Any]:
+        return {
+            "type": kind,
+            "subject": subject,
+            "name": name,
+            "trading_date": trading_date(ts),
+            "ts": to_rfc3339(ts),
+            "final": final,
+        }
+
+    def stock_snapshot(self, state: StockState, final: bool) -> dict[str, Any]:
+        ts = state.last_ts if state.last_ts >= 0 else self.day_start
+        record = self._base("stock", state.symbol, state.name, ts, final)
+        record["prev_close"] = state.prev_close / 1000
+        record.update(state.figures())
+        return record
+
+    def index_snapshot(self, state: IndexState, final: bool) -> dict[str, Any]:
+        ts = state.level_ts if state.level_ts >= 0 else self.day_start
+        record = self._base("index", state.symbol, state.name, ts, final)
+        record["prev_close"] = state.prev_close / 1000
+        record.update(state.figures())
+        return record
+
+    def final_snapshots(self) -> list[dict[str, Any]]:
+        """Session-end snapshots of every stock and index this partition has seen."""
+        out = [self.stock_snapshot(s, True) for _, s in sorted(self.stocks.items())
+               if s.in_universe]
+        out += [self.index_snapshot(i, True) for _, i in sorted(self.indices.items())]
+        return out

@@ -1,0 +1,294 @@
+"""Input records: parsing, validation and normalisation of ticks and southbound updates.
+
+Prices are kept as integer thousandths of a HK dollar (HKEX's finest tick is 0.001) and
+money as integer cents, so that sums do not depend on the order they are added in. Every
+rejection raises `RecordError` with a stable machine-readable `reason` (used as the
+dead-letter reason and the `marketflow_records_rejected_total{reason}` label) and a
+human-readable detail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any, Literal
+
+from marketflow.core.timeutil import from_datetime
+
+Kind = Literal["trade", "index"]
+Channel = Literal["SH", "SZ"]
+
+REASONS = (
+    "invalid_json",
+    "not_an_object",
+    "missing_field",
+    "invalid_symbol",
+    "invalid_ts",
+    "invalid_price",
+    "invalid_qty",
+    "invalid_turnover",
+    "invalid_seq",
+    "invalid_kind",
+    "invalid_channel",
+    "invalid_amount",
+    "invalid_batch",
+    "stale_trading_day",
+    "unknown_index",
+)
+
+
+class RecordError(ValueError):
+    """A record that cannot be accepted; `reason` is one of `REASONS`."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(slots=True, frozen=True)
+class Tick:
+    symbol: str
+    ts: int  # event time, epoch ms
+    price: int  # thousandths of a HK dollar (index points for index ticks)
+    qty: int  # shares
+    turnover: int  # HK$ cents
+    seq: int | None = None
+    kind: Kind = "trade"
+
+    def to_json(self) -> dict[str, Any]:
+        """The canonical wire form (schemas/tick.schema.json)."""
+        out: dict[str, Any] = {
+            "symbol": self.symbol,
+            "ts": self.ts,
+            "price": milli_to_float(self.price),
+            "qty": self.qty,
+            "turnover": cents_to_float(self.turnover),
+            "kind": self.kind,
+        }
+        if self.seq is not None:
+            out["seq"] = self.seq
+        return out
+
+
+@dataclass(slots=True, frozen=True)
+class SouthboundUpdate:
+    channel: Channel
+    ts: int  # event time, epoch ms
+    buy: int  # cumulative southbound buy turnover of the day, HK$ cents
+    sell: int  # cumulative southbound sell turnover of the day, HK$ cents
+    quota_balance_rmb: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "channel": self.channel,
+            "ts": self.ts,
+            "buy_hkd": cents_to_float(self.buy),
+            "sell_hkd": cents_to_float(self.sell),
+        }
+        if self.quota_balance_rmb is not None:
+            out["quota_balance_rmb"] = self.quota_balance_rmb
+        return out
+
+
+def milli_to_float(value: int) -> float:
+    """Thousandths to a float whose shortest repr is the exact 3-decimal value."""
+    return value / 1000
+
+
+def cents_to_float(value: int) -> float:
+    return value / 100
+
+
+# --- symbols -------------------------------------------------------------------------
+
+_NAMED_SYMBOL = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,31}$")
+
+
+def normalise_symbol(raw: object) -> str:
+    """`"0700.HK"`, `"700"`, `"HK.00700"`, `700` -> `"00700"`; index names as given."""
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        raise RecordError("invalid_symbol", f"symbol must be a string, got {type(raw).__name__}")
+    text = str(raw).strip()
+    upper = text.upper()
+    if upper.startswith("HK."):
+        code = upper[3:]
+    elif upper.endswith(".HK"):
+        code = upper[:-3]
+    else:
+        code = upper
+    if code.isdigit() and code.isascii():
+        if len(code) > 5 or int(code) == 0:
+            raise RecordError("invalid_symbol", f"not an HKEX stock code: {text!r}")
+        return code.zfill(5)
+    if code is not upper or not _NAMED_SYMBOL.match(text):
+        raise RecordError("invalid_symbol", f"not a stock code or index name: {text!r}")
+    return text
+
+
+# --- event time ----------------------------------------------------------------------
+
+_MIN_TS = 946_684_800_000  # 2000-01-01
+_MAX_TS = 4_102_444_800_000  # 2100-01-01
+
+
+def parse_ts(raw: object) -> int:
+    """RFC 3339 (offset optional: none means Asia/Hong_Kong) or integer epoch ms."""
+    if isinstance(raw, bool):
+        raise RecordError("invalid_ts", "ts must be RFC 3339 or epoch milliseconds, got a bool")
+    if isinstance(raw, int):
+        value = raw
+    elif isinstance(raw, float):
+        if not raw.is_integer():
+            raise RecordError("invalid_ts", f"epoch milliseconds must be an integer: {raw!r}")
+        value = int(raw)
+    elif isinstance(raw, str):
+        text = raw.strip()
+        if text.isdigit():
+            value = int(text)
+        else:
+            try:
+                parsed = dt.datetime.fromisoformat(text)
+            except ValueError:
+                raise RecordError("invalid_ts", f"not an RFC 3339 timestamp: {raw!r}") from None
+            value = from_datetime(parsed)
+    else:
+        raise RecordError("invalid_ts", f"ts must be RFC 3339 or epoch ms, got {type(raw).__name__}")
+    if not _MIN_TS <= value < _MAX_TS:
+        raise RecordError("invalid_ts", f"event time out of range (2000..2100): {raw!r}")
+    return value
+
+
+# --- decimal quantities --------------------------------------------------------------
+
+
+def to_fixed(raw: object, places: int, reason: str, name: str) -> int:
+    """A finite decimal number to an integer count of 10**-places, rounded half-even.
+
+    Floats take a fast path when they are clearly not on a rounding tie; everything else
+    (ties, strings) goes through `Decimal` of the number's shortest repr, so `2.0005`
+    rounds as the decimal it was written as, not as its binary approximation.
+    """
+    if isinstance(raw, bool):
+        raise RecordError(reason, f"{name} must be a number, got a bool")
+    if isinstance(raw, int):
+        return raw * 10**places
+    if isinstance(raw, float):
+        if not math.isfinite(raw):
+            raise RecordError(reason, f"{name} must be finite, got {raw!r}")
+        scaled = raw * 10**places
+        nearest = round(scaled)
+        if abs(scaled - nearest) < 0.25 and abs(scaled) < 1e14:
+            return int(nearest)
+        text = repr(raw)
+    elif isinstance(raw, str):
+        text = raw.strip()
+    else:
+        raise RecordError(reason, f"{name} must be a number, got {type(raw).__name__}")
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise RecordError(reason, f"{name} is not a number: {raw!r}") from None
+    if not number.is_finite():
+        raise RecordError(reason, f"{name} must be finite, got {raw!r}")
+    return int(number.scaleb(places).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def _half_even_div(numerator: int, denominator: int) -> int:
+    quotient, remainder = divmod(numerator, denominator)
+    twice = 2 * remainder
+    if twice > denominator or (twice == denominator and quotient % 2 == 1):
+        quotient += 1
+    return quotient
+
+
+def parse_int(raw: object, reason: str, name: str) -> int:
+    if isinstance(raw, bool):
+        raise RecordError(reason, f"{name} must be an integer, got a bool")
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, float) and raw.is_integer():
+        return int(raw)
+    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+        return int(raw.strip())
+    raise RecordError(reason, f"{name} must be an integer, got {raw!r}")
+
+
+# --- records -------------------------------------------------------------------------
+
+
+def _require(obj: dict[str, Any], key: str) -> Any:
+    value = obj.get(key)
+    if value is None or value == "":
+        raise RecordError("missing_field", f"{key} is required")
+    return value
+
+
+def parse_tick(obj: object) -> Tick:
+    """Validate and normalise one decoded Tick object (unknown fields are ignored)."""
+    if not isinstance(obj, dict):
+        raise RecordError("not_an_object", f"a tick must be a JSON object, got {type(obj).__name__}")
+    kind = obj.get("kind") or "trade"
+    if kind not in ("trade", "index"):
+        raise RecordError("invalid_kind", f"kind must be 'trade' or 'index', got {kind!r}")
+    symbol = normalise_symbol(_require(obj, "symbol"))
+    ts = parse_ts(_require(obj, "ts"))
+    price = to_fixed(_require(obj, "price"), 3, "invalid_price", "price")
+    if price <= 0:
+        raise RecordError("invalid_price", f"price must be > 0, got {obj['price']!r}")
+    raw_qty = obj.get("qty")
+    qty = 0 if raw_qty is None or raw_qty == "" else parse_int(raw_qty, "invalid_qty", "qty")
+    if qty < 0:
+        raise RecordError("invalid_qty", f"qty must be >= 0, got {qty}")
+    raw_turnover = obj.get("turnover")
+    if raw_turnover is None or raw_turnover == "":
+        turnover = _half_even_div(price * qty, 10)
+    else:
+        turnover = to_fixed(raw_turnover, 2, "invalid_turnover", "turnover")
+        if turnover < 0:
+            raise RecordError("invalid_turnover", f"turnover must be >= 0, got {raw_turnover!r}")
+    raw_seq = obj.get("seq")
+    seq = None if raw_seq is None or raw_seq == "" else parse_int(raw_seq, "invalid_seq", "seq")
+    return Tick(symbol, ts, price, qty, turnover, seq, kind)
+
+
+def parse_ticks(obj: object) -> list[Tick]:
+    """A record value of `md.ticks`: one Tick object or a JSON array of them.
+
+    A batch is all-or-nothing: its first bad element rejects the record, so that the
+    dead-letter topic holds the record exactly as it was received.
+    """
+    if isinstance(obj, list):
+        if not obj:
+            raise RecordError("invalid_batch", "a tick batch must not be empty")
+        ticks = []
+        for index, item in enumerate(obj):
+            try:
+                ticks.append(parse_tick(item))
+            except RecordError as error:
+                raise RecordError(error.reason, f"batch element {index}: {error.detail}") from None
+        return ticks
+    return [parse_tick(obj)]
+
+
+def parse_southbound(obj: object) -> SouthboundUpdate:
+    if not isinstance(obj, dict):
+        raise RecordError(
+            "not_an_object", f"a southbound update must be a JSON object, got {type(obj).__name__}"
+        )
+    channel = str(_require(obj, "channel")).strip().upper()
+    if channel not in ("SH", "SZ"):
+        raise RecordError("invalid_channel", f"channel must be 'SH' or 'SZ', got {obj['channel']!r}")
+    ts = parse_ts(_require(obj, "ts"))
+    buy = to_fixed(_require(obj, "buy_hkd"), 2, "invalid_amount", "buy_hkd")
+    sell = to_fixed(_require(obj, "sell_hkd"), 2, "invalid_amount", "sell_hkd")
+    if buy < 0 or sell < 0:
+        raise RecordError("invalid_amount", "buy_hkd and sell_hkd must be >= 0")
+    raw_quota = obj.get("quota_balance_rmb")
+    quota: float | None = None
+    if raw_quota is not None and raw_quota != "":
+        quota = to_fixed(raw_quota, 2, "invalid_amount", "quota_balance_rmb") / 100
+    return SouthboundUpdate(channel, ts, buy, sell, quota)  # type: ignore[arg-type]

@@ -1,0 +1,349 @@
+"""Sector and market figures on event-time frames, from every partition's frame groups.
+
+Levels are exact integers: a sector's cap-weighted level is sum(f_i * p_i) / sum(f_i * c_i)
+with prices in thousandths, and its equal-weighted mean of p_i / c_i is kept over the
+common denominator lcm(c_i), so every figure is a single correctly rounded division of
+integers that do not depend on the order ticks were added in.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Iterable
+from typing import Any
+
+from marketflow.core.outbox import FrameGroup, FramePartial, Outbox
+from marketflow.core.refdata import ReferenceData
+from marketflow.core.rules import RuleEngine, RuleSet, parse_duration
+from marketflow.core.timeutil import day_number, to_rfc3339, trading_date
+
+SECTOR_METRICS = (
+    "sector.gain_pct", "sector.eq_gain_pct", "sector.turnover_hkd", "market.turnover_hkd",
+)
+TOP_CONTRIBUTORS = 5
+
+
+class SectorBook:
+    """Incremental sector sums over universe stocks (one trading day)."""
+
+    def __init__(self, ref: ReferenceData) -> None:
+        self.ref = ref
+        self.names = list(ref.sector_members)
+        index = {name: i for i, name in enumerate(self.names)}
+        n = len(self.names)
+        self.cap_den = [0] * n
+        self.eq_den = [1] * n
+        self.size = [0] * n
+        for name, members in ref.sector_members.items():
+            s = index[name]
+            self.size[s] = len(members)
+            self.eq_den[s] = math.lcm(*(ref.stocks[m].prev_close for m in members))
+            self.cap_den[s] = sum(ref.stocks[m].float_shares * ref.stocks[m].prev_close
+                                  for m in members)
+        # per stock: (sector index, float shares, equal weight = lcm / prev_close)
+        self.weights: dict[str, tuple[tuple[int, int, int], ...]] = {
+            symbol: tuple(
+                (index[name], stock.float_shares, self.eq_den[index[name]] // stock.prev_close)
+                for name in stock.sectors
+            )
+            for symbol, stock in ref.stocks.items()
+        }
+        self.reset()
+
+    def reset(self) -> None:
+        n = len(self.names)
+        self.cap_num = list(self.cap_den)
+        self.eq_num = [self.eq_den[s] * self.size[s] for s in range(n)]
+        self.turnover = [0] * n
+        self.advancers = [0] * n
+        self.decliners = [0] * n
+        self.unchanged = list(self.size)
+        self.market_breadth = [0, 0, len(self.ref.stocks)]  # advancers, decliners, unchanged
+        self.last = {symbol: stock.prev_close for symbol, stock in self.ref.stocks.items()}
+        self.stock_turnover = dict.fromkeys(self.ref.stocks, 0)
+        self.touched: set[int] = set()
+
+    def apply(self, symbol: str, last: int, turnover: int) -> bool:
+        """Set a stock's absolute last price and turnover; True if anything changed."""
+        old_last = self.last[symbol]
+        d_turnover = turnover - self.stock_turnover[symbol]
+        d_price = last - old_last
+        if not d_price and not d_turnover:
+            return False
+        weights = self.weights[symbol]
+        if d_price:
+            self.last[symbol] = last
+            prev = self.ref.stocks[symbol].prev_close
+            old_sign = (old_last > prev) - (old_last < prev)
+            new_sign = (last > prev) - (last < prev)
+            for s, f, w in weights:
+                self.cap_num[s] += f * d_price
+                self.eq_num[s] += w * d_price
+            if old_sign != new_sign:
+                self._move(weights, old_sign, -1)
+                self._move(weights, new_sign, 1)
+        if d_turnover:
+            self.stock_turnover[symbol] = turnover
+            for s, _, _ in weights:
+                self.turnover[s] += d_turnover
+        self.touched.update(s for s, _, _ in weights)
+        return True
+
+    def _move(self, weights: tuple[tuple[int, int, int], ...], sign: int, step: int) -> None:
+        column = self.advancers if sign > 0 else self.decliners if sign < 0 else self.unchanged
+        for s, _, _ in weights:
+            column[s] += step
+        self.market_breadth[0 if sign > 0 else 1 if sign < 0 else 2] += step
+
+    def gain_pct(self, s: int) -> float:
+        return (self.cap_num[s] - self.cap_den[s]) * 100 / self.cap_den[s]
+
+    def eq_gain_pct(self, s: int) -> float:
+        total = self.eq_den[s] * self.size[s]
+        return (self.eq_num[s] - total) * 100 / total
+
+    def top_contributors(self, s: int, limit: int = TOP_CONTRIBUTORS) -> list[dict[str, Any]]:
+        """Members whose moves added most to the sector's change (in its direction)."""
+        ref = self.ref
+        name = self.names[s]
+        direction = 1 if self.cap_num[s] >= self.cap_den[s] else -1
+        rows = []
+        for symbol in ref.sector_members[name]:
+            stock = ref.stocks[symbol]
+            moved = self.last[symbol] - stock.prev_close
+            if moved:
+                rows.append((direction * stock.float_shares * moved, symbol))
+        rows.sort(key=lambda row: (-row[0], row[1]))
+        out = []
+        for _, symbol in rows[:limit]:
+            stock = ref.stocks[symbol]
+            moved = self.last[symbol] - stock.prev_close
+            out.append({
+                "symbol": symbol,
+                "name": stock.name,
+                "change_pct": moved * 100 / stock.prev_close,
+                "contribution_pct": stock.float_shares * moved * 100 / self.cap_den[s],
+            })
+        return out
+
+
+class SectorAggregator:
+    """Closes event-time frames once every source partition has passed them.
+
+    Sources (partitions of `md.ticks`) send `FramePartial`s; the adapter decides when a
+    frame may close (every source's watermark past its end, or idle) and calls
+    `close_through`. `marketflow backtest` has one source and closes on its watermark.
+    """
+
+    def __init__(self, ref: ReferenceData, rules: RuleSet, frame_ms: int = 1000,
+                 windows: Iterable[str] = ("1m", "5m", "15m", "60m"),
+                 outbox: Outbox | None = None) -> None:
+        self.ref = ref
+        self.frame_ms = frame_ms
+        self.windows = tuple(windows)
+        self.window_frames: dict[str, int] = {}
+        for window in self.windows:
+            ms = parse_duration(window)
+            if ms % frame_ms:
+                raise ValueError(f"window {window} is not a multiple of the frame ({frame_ms} ms)")
+            self.window_frames[window] = ms // frame_ms
+        self.max_window = max(self.window_frames.values(), default=0)
+        self.outbox = outbox if outbox is not None else Outbox()
+        self.engine = RuleEngine(rules, SECTOR_METRICS)
+        self.book = SectorBook(ref)
+        self.day: int | None = None
+        self.market_parts: dict[int, int] = {}  # source -> its cumulative market turnover
+        self.pending: dict[int, list[tuple[int, FrameGroup]]] = {}
+        self.closed_through = -1
+        self.last_frame: int | None = None
+        self.history_frames: list[int] = []
+        self.history_levels: list[list[int]] = []
+        self.watermarks: dict[int, int] = {}
+        self.stale_groups = 0
+        self._emitted_ms: dict[str, int] = {}
+
+    # -- input -----------------------------------------------------------------------
+
+    def on_partial(self, partial: FramePartial) -> None:
+        for group in partial.groups:
+            frame = group.frame
+            if frame <= self.closed_through:
+                if self.day is not None and group.day < self.day:
+                    self.stale_groups += 1
+                    continue
+                frame = self.closed_through + 1  # late: it applies to the next open frame
+                group = FrameGroup(group.day, frame, 0, group.stocks, group.market_turnover)
+            self.pending.setdefault(frame, []).append((partial.source, group))
+        if partial.watermark > self.watermarks.get(partial.source, -1):
+            self.watermarks[partial.source] = partial.watermark
+
+    def close_through(self, frame_limit: int) -> None:
+        """Evaluate every pending frame <= frame_limit, in order."""
+        if self.pending:
+            for frame in sorted(k for k in self.pending if k <= frame_limit):
+                self._evaluate(frame, self.pending.pop(frame))
+        if frame_limit > self.closed_through:
+            self.closed_through = frame_limit
+
+    def close_until_watermark(self, watermark: int) -> None:
+        """Close the frames whose end is at or before `watermark` (event time)."""
+        self.close_through(watermark // self.frame_ms - 1)
+
+    def close_all(self) -> None:
+        if self.pending:
+            self.close_through(max(self.pending))
+
+    # -- evaluation ------------------------------------------------------------------
+
+    def _start_day(self, day: int) -> None:
+        self.day = day
+        self.book.reset()
+        self.market_parts = {}
+        self.history_frames = []
+        self.history_levels = []
+        self.engine.reset_day()
+
+    @property
+    def market_turnover(self) -> int:
+        return sum(self.market_parts.values())
+
+    def _evaluate(self, frame: int, groups: list[tuple[int, FrameGroup]]) -> None:
+        day = day_number(frame * self.frame_ms)
+        if self.day is None or day > self.day:
+            self._start_day(day)
+        book = self.book
+        ticks = 0
+        for source, group in groups:
+            if group.day != self.day:
+                self.stale_groups += 1
+                continue
+            changed = False
+            for symbol, (last, turnover) in group.stocks.items():
+                changed |= book.apply(symbol, last, turnover)
+            if self.market_parts.get(source) != group.market_turnover:
+                self.market_parts[source] = group.market_turnover
+                changed = True
+            ticks += group.ticks or int(changed)
+        if ticks == 0:
+            return
+        self.last_frame = frame
+        self._record_history(frame)
+        self._evaluate_rules(frame)
+        self._emit(frame, final=False)
+        book.touched.clear()
+
+    def _record_history(self, frame: int) -> None:
+        self.history_frames.append(frame)
+        self.history_levels.append(list(self.book.cap_num))
+        horizon = frame - self.max_window
+        keep_from = bisect_right(self.history_frames, horizon) - 1
+        if keep_from > 64:  # prune in chunks: keep the last entry at or before the horizon
+            del self.history_frames[:keep_from]
+            del self.history_levels[:keep_from]
+
+    def _level_at(self, frame: int, s: int) -> int:
+        """cap-weighted numerator at the end of `frame` (prev closes before the day's first)."""
+        i = bisect_right(self.history_frames, frame) - 1
+        return self.history_levels[i][s] if i >= 0 else self.book.cap_den[s]
+
+    def rolling(self, frame: int, s: int) -> dict[str, float]:
+        now = self.book.cap_num[s]
+        out = {}
+        for window, span in self.window_frames.items():
+            before = self._level_at(frame - span, s)
+            out[window] = (now - before) * 100 / before
+        return out
+
+    def _evaluate_rules(self, frame: int) -> None:
+        engine = self.engine
+        book = self.book
+        ts = (frame + 1) * self.frame_ms
+        alerts = self.outbox.alerts
+        for s, name in enumerate(book.names):
+            if engine.has_rules("sector.gain_pct"):
+                values = {"day": book.gain_pct(s), **self.rolling(frame, s)}
+                alerts += engine.evaluate("sector.gain_pct", name, values, ts,
+                                          book.cap_num[s] / book.cap_den[s], name,
+                                          lambda s=s: self._sector_evidence(frame, s))
+            if engine.has_rules("sector.eq_gain_pct"):
+                alerts += engine.evaluate("sector.eq_gain_pct", name, book.eq_gain_pct(s), ts,
+                                          book.cap_num[s] / book.cap_den[s], name,
+                                          lambda s=s: self._sector_evidence(frame, s))
+            if engine.has_rules("sector.turnover_hkd"):
+                value = book.turnover[s] / 100
+                alerts += engine.evaluate("sector.turnover_hkd", name, value, ts, value, name,
+                                          lambda s=s: self._sector_evidence(frame, s))
+        if engine.has_rules("market.turnover_hkd"):
+            value = self.market_turnover / 100
+            alerts += engine.evaluate("market.turnover_hkd", "market", value, ts, value,
+                                      "market", self._market_figures)
+
+    # -- records ---------------------------------------------------------------------
+
+    def _sector_evidence(self, frame: int, s: int) -> dict[str, Any]:
+        figures = self.sector_figures(frame, s)
+        figures["top_contributors"] = self.book.top_contributors(s)
+        figures["level"] = self.book.cap_num[s] / self.book.cap_den[s]
+        return figures
+
+    def sector_figures(self, frame: int, s: int) -> dict[str, Any]:
+        book = self.book
+        return {
+            "gain_pct": book.gain_pct(s),
+            "eq_gain_pct": book.eq_gain_pct(s),
+            "turnover_hkd": book.turnover[s] / 100,
+            "advancers": book.advancers[s],
+            "decliners": book.decliners[s],
+            "unchanged": book.unchanged[s],
+            "rolling": self.rolling(frame, s),
+        }
+
+    def _market_figures(self) -> dict[str, Any]:
+        advancers, decliners, unchanged = self.book.market_breadth
+        return {
+            "turnover_hkd": self.market_turnover / 100,
+            "advancers": advancers,
+            "decliners": decliners,
+            "unchanged": unchanged,
+        }
+
+    def _emit(self, frame: int, final: bool) -> None:
+        end = (frame + 1) * self.frame_ms
+        head = {"trading_date": trading_date(end - 1), "ts": to_rfc3339(end), "final": final}
+        book = self.book
+        snapshots = self.outbox.snapshots
+        sectors = range(len(book.names)) if final else sorted(book.touched)
+        for s in sectors:
+            name = book.names[s]
+            if not final and not self._due(f"sector:{name}", end):
+                continue
+            record = {"type": "sector", "subject": name, **head,
+                      "level": book.cap_num[s] / book.cap_den[s]}
+            record.update(self.sector_figures(frame, s))
+            record["top_contributors"] = book.top_contributors(s)
+            snapshots.append(record)
+        if final or self._due("market", end):
+            snapshots.append({"type": "market", "subject": "market", **head,
+                              **self._market_figures()})
+
+    def _due(self, key: str, end: int) -> bool:
+        """At most one snapshot per key per second of event time (frames may be shorter)."""
+        if self.frame_ms >= 1000:
+            return True
+        last = self._emitted_ms.get(key)
+        if last is not None and end - last < 1000:
+            return False
+        self._emitted_ms[key] = end
+        return True
+
+    def final_snapshots(self) -> None:
+        """Session-end snapshots of every sector and the market (after `close_all`)."""
+        if self.last_frame is not None:
+            self._emit(self.last_frame, final=True)
+
+    def final_figures(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Sectors and market as `marketflow backtest` prints them."""
+        frame = self.last_frame if self.last_frame is not None else 0
+        sectors = {name: self.sector_figures(frame, s) for s, name in enumerate(self.book.names)}
+        return sectors, self._market_figures()

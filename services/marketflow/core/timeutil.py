@@ -1,0 +1,52 @@
+"""Event time: epoch milliseconds, Hong Kong trading dates, RFC 3339 rendering.
+
+Hong Kong has kept UTC+8 without daylight saving since 1979, so a fixed offset is exact
+for every date the monitor can see and avoids a tz database lookup on the hot path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+HKT = dt.timezone(dt.timedelta(hours=8), "HKT")
+HKT_OFFSET_MS = 8 * 3600 * 1000
+DAY_MS = 86_400_000
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MS = dt.timedelta(milliseconds=1)
+
+
+def day_number(ts_ms: int) -> int:
+    """Days since 1970-01-01 of the Asia/Hong_Kong date of an event time."""
+    return (ts_ms + HKT_OFFSET_MS) // DAY_MS
+
+
+def day_bounds(day: int) -> tuple[int, int]:
+    """[start, end) in epoch ms of a Hong Kong trading date given by `day_number`."""
+    start = day * DAY_MS - HKT_OFFSET_MS
+    return start, start + DAY_MS
+
+
+def trading_date(ts_ms: int) -> str:
+    """The Asia/Hong_Kong date of an event time, as YYYY-MM-DD."""
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=day_number(ts_ms))).isoformat()
+
+
+def from_datetime(value: dt.datetime) -> int:
+    """Epoch ms of an aware datetime (exact, no float rounding); naive means Hong Kong."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=HKT)
+    return (value - _EPOCH) // _MS
+
+
+def to_datetime(ts_ms: int) -> dt.datetime:
+    return _EPOCH.astimezone(HKT) + dt.timedelta(milliseconds=ts_ms)
+
+
+def to_rfc3339(ts_ms: int) -> str:
+    """RFC 3339 in +08:00 with milliseconds, e.g. 2025-11-24T14:05:00.000+08:00."""
+    return to_datetime(ts_ms).isoformat(timespec="milliseconds")
+
+
+def hkt_clock(ts_ms: int) -> str:
+    """HH:MM:SS in Hong Kong time, for people."""
+    return to_datetime(ts_ms).strftime("%H:%M:%S")

@@ -1,0 +1,65 @@
+"""Settings: one pydantic-settings class, read once at start and passed down.
+
+Every field can be set from the environment as `MARKETFLOW_<FIELD>` (for example
+`MARKETFLOW_KAFKA_BOOTSTRAP`). Secrets are `SecretStr` and never logged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_DATA = Path(__file__).parent / "data"
+
+
+class Topics(BaseSettings):
+    """Topic names (SPEC.md defaults); `MARKETFLOW_TOPIC_<NAME>` overrides one."""
+
+    model_config = SettingsConfigDict(env_prefix="MARKETFLOW_TOPIC_", extra="ignore")
+
+    ticks: str = "md.ticks"
+    southbound: str = "md.southbound"
+    indices: str = "mf.indices"
+    sectors: str = "mf.sectors"
+    stocks: str = "mf.stocks"
+    market: str = "mf.market"
+    alerts: str = "mf.alerts"
+    deadletter: str = "mf.deadletter"
+    partials: str = "mf.internal.frame-partials"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MARKETFLOW_", extra="ignore")
+
+    kafka_bootstrap: str | None = Field(
+        default=None, description="host:port[,host:port]; unset = the embedded stack's broker"
+    )
+    redis_url: SecretStr | None = Field(
+        default=None, description="redis://...; unset = the embedded stack's redis-server"
+    )
+    slack_webhook_url: SecretStr | None = None
+    rules: Path = PACKAGE_DATA / "rules.yaml"
+    universe: Path = PACKAGE_DATA / "universe.csv"
+    indices: Path = PACKAGE_DATA / "indices.csv"
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    state_dir: Path = Path(".marketflow")
+    ticks_partitions: int = Field(default=8, ge=1, le=1024)
+    frame_ms: int = Field(default=1000, ge=1, le=3_600_000)
+    windows: str = "1m,5m,15m,60m"
+    idle_ms: int = Field(default=2000, ge=1)
+    redis_prefix: str = "mf:"
+    session_timeout_s: float = Field(default=3.0, gt=0)
+    heartbeat_s: float = Field(default=0.5, gt=0)
+    embedded: bool = Field(
+        default=False, description="set by the embedded stack: apply tansu workarounds"
+    )
+    topics: Topics = Field(default_factory=Topics)
+
+    @field_validator("rules", "universe", "indices")
+    @classmethod
+    def _file_exists(cls, path: Path) -> Path:
+        if not path.is_file():
+            raise ValueError(f"file not found: {path}")
+        return path
