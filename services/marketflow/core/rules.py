@@ -192,6 +192,11 @@ def _number(raw: object, fail: Callable[[str, str], RulesError], name: str,
             required: bool = False) -> float:
     if raw is None and required:
         raise fail(name, "required")
+    if isinstance(raw, str):  # YAML 1.1 reads 8.0e9 (no exponent sign) as a string
+        try:
+            raw = float(raw.replace("_", ""))
+        except ValueError:
+            raise fail(name, f"must be a finite number; got {raw!r}") from None
     if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
         raise fail(name, f"must be a finite number; got {raw!r}")
     return float(raw)

@@ -1,0 +1,178 @@
+"""Faust wiring: topics, agents and timers around `Runtime`; no market logic here.
+
+Agents decode -> core -> emit. Outputs go through `Sinks` (Kafka topics, Redis, metrics).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from marketflow.core.rules import RulesError, load_rules
+from marketflow.stream.replay import AlertLedger, read_partition
+from marketflow.stream.runtime import Runtime
+from marketflow.stream.sinks import Sinks
+
+log = logging.getLogger("marketflow.worker")
+
+
+def build_app(config: Any, runtime: Runtime, sinks: Sinks, ledger: AlertLedger,
+              rules_path: Path, windows: tuple[str, ...]) -> faust.App:
+    """`config` is a `WorkerConfig` (see worker.py)."""
+    app = faust.App(
+        config.app_id,
+        broker=f"kafka://{config.bootstrap}",
+        value_serializer="raw",
+        key_serializer="raw",
+        store="memory://",
+        topic_partitions=config.ticks_partitions,
+        topic_allow_declare=False,
+        broker_session_timeout=config.session_timeout_s,
+        broker_heartbeat_interval=config.heartbeat_s,
+        broker_commit_interval=0.5,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_host="127.0.0.1",
+        web_port=config.web_port,
+        web_enabled=False,
+        datadir=str(config.datadir),
+    )
+    topics = config.topics
+    ticks_topic = app.topic(topics.ticks, value_serializer="raw", key_serializer="raw")
+    partials_topic = app.topic(topics.partials, value_serializer="raw", key_serializer="raw")
+    southbound_topic = app.topic(topics.southbound, value_serializer="raw",
+                                 key_serializer="raw")
+    state: dict[str, Any] = {"rules_mtime": _mtime(rules_path)}
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app: faust.App, revoked: set[Any], **kwargs: Any) -> None:
+        for tp in revoked:
+            if tp.topic == topics.ticks:
+                runtime.processors.pop(tp.partition, None)
+            elif tp.topic == topics.partials:
+                runtime.aggregator = None
+            elif tp.topic == topics.southbound:
+                runtime.southbound = None
+
+    @app.on_before_shutdown.connect
+    async def on_shutdown(app: faust.App, **kwargs: Any) -> None:
+        await sinks.stop()
+
+    @app.agent(ticks_topic)
+    async def on_ticks(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            partition = message.partition
+            processor = runtime.processors.get(partition)
+            if processor is None:
+                processor = await _rebuild_partition(partition, message.offset)
+            started = time.perf_counter()
+            runtime.ticks += runtime.apply_ticks(processor, event.value, partition,
+                                                 message.offset, sinks.reject)
+            runtime.touch(partition)
+            await sinks.publish(processor.outbox, produced_ms=message.timestamp)
+            sinks.metrics_batch(time.perf_counter() - started)
+
+    async def _rebuild_partition(partition: int, until: int) -> Any:
+        processor = runtime.new_processor(partition)
+        started = time.perf_counter()
+        await ledger.refresh()
+        replayed = 0
+        async for batch in read_partition(config.bootstrap, topics.ticks, partition, until):
+            for offset, value in batch:
+                runtime.apply_ticks(processor, value, partition, offset, _ignore)
+                replayed += 1
+            await sinks.publish(processor.outbox, replay=True)
+        resync = runtime.resync_partial(processor)
+        if resync is not None:
+            processor.outbox.partials.append(resync)
+        await sinks.publish(processor.outbox)
+        runtime.processors[partition] = processor
+        log.info("md.ticks[%d]: rebuilt from %d record(s) in %.2fs", partition, replayed,
+                 time.perf_counter() - started)
+        return processor
+
+    @app.agent(partials_topic)
+    async def on_partials(stream: Any) -> None:
+        async for event in stream.events():
+            if runtime.aggregator is None:
+                await _rebuild_aggregator(event.message.partition, event.message.offset)
+            assert runtime.aggregator is not None
+            started = time.perf_counter()
+            runtime.apply_partial(event.value)
+            await sinks.publish(runtime.aggregator.outbox)
+            sinks.metrics_frame(time.perf_counter() - started)
+
+    async def _rebuild_aggregator(partition: int, until: int) -> None:
+        aggregator = runtime.new_aggregator()
+        runtime.aggregator = aggregator
+        await ledger.refresh()
+        replayed = 0
+        async for batch in read_partition(config.bootstrap, topics.partials, partition, until):
+            for _, value in batch:
+                runtime.apply_partial(value)
+                replayed += 1
+            await sinks.publish(aggregator.outbox, replay=True)
+        log.info("frame partials: aggregator rebuilt from %d record(s)", replayed)
+
+    @app.agent(southbound_topic)
+    async def on_southbound(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            if runtime.southbound is None:
+                book = runtime.new_southbound()
+                await ledger.refresh()
+                async for batch in read_partition(config.bootstrap, topics.southbound,
+                                                  message.partition, message.offset):
+                    for offset, value in batch:
+                        runtime.apply_southbound(book, value, message.partition, offset,
+                                                 _ignore)
+                    await sinks.publish(book.outbox, replay=True)
+                runtime.southbound = book
+            runtime.apply_southbound(runtime.southbound, event.value, message.partition,
+                                     message.offset, sinks.reject)
+            await sinks.publish(runtime.southbound.outbox, produced_ms=message.timestamp)
+
+    @app.timer(interval=0.1)
+    async def housekeeping() -> None:
+        for processor in runtime.idle_processors():
+            await sinks.publish(processor.outbox)
+        if runtime.aggregator is not None:
+            runtime.close_frames()
+            if runtime.finalise_if_quiet() and runtime.southbound is not None:
+                await sinks.publish(runtime.southbound.outbox)
+            await sinks.publish(runtime.aggregator.outbox)
+        await sinks.flush()
+
+    @app.timer(interval=1.0)
+    async def reload_rules() -> None:
+        mtime = _mtime(rules_path)
+        if mtime == state["rules_mtime"]:
+            return
+        state["rules_mtime"] = mtime
+        try:
+            rules = load_rules(rules_path, windows)
+        except RulesError as error:
+            log.error("rules file changed but is invalid; keeping the previous rules: %s", error)
+            return
+        runtime.set_rules(rules)
+        log.info("rules reloaded from %s: %d rule(s)", rules_path, len(rules.rules))
+
+    app.marketflow_sinks = sinks  # type: ignore[attr-defined]
+    return app
+
+
+def _ignore(*_: Any) -> None:
+    """Rejects seen again while rebuilding were dead-lettered the first time."""
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+

@@ -1,0 +1,213 @@
+"""The worker's state and the decisions that do not depend on Faust.
+
+One `PartitionProcessor` per assigned `md.ticks` partition, the `SectorAggregator` fed by
+`mf.internal.frame-partials` (a single partition, so exactly one worker aggregates), and the
+`SouthboundBook` of `md.southbound`. Each is rebuilt from its source topic the first time
+its partition is seen (see `replay.py`).
+
+Frame closing (SPEC.md's evaluation clock): frame k closes once every source partition's
+watermark has passed its end, leaving out sources idle for `idle_ms` of wall time; after
+a quiet spell every source gets `idle_ms` of grace to report in before it can be left out,
+so that the first partition to wake up cannot close frames the others still hold.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from marketflow.core.outbox import FrameGroup, FramePartial, Outbox
+from marketflow.core.partition import PartitionProcessor
+from marketflow.core.records import RecordError, parse_southbound, parse_ticks
+from marketflow.core.refdata import ReferenceData
+from marketflow.core.rules import RuleSet
+from marketflow.core.sectors import SectorAggregator
+from marketflow.core.southbound import SouthboundBook
+
+log = logging.getLogger(__name__)
+
+Reject = Callable[[str, int | None, int | None, str, str, bytes], None]
+
+
+class FrameClock:
+    """Which frames may close, from source watermarks and wall-clock idleness."""
+
+    def __init__(self, sources: int, frame_ms: int, idle_ms: int,
+                 now: Callable[[], float] = time.monotonic) -> None:
+        self.sources = sources
+        self.frame_ms = frame_ms
+        self.idle_s = idle_ms / 1000
+        self.now = now
+        start = now()
+        self.heard = dict.fromkeys(range(sources), start)
+        self.watermarks = dict.fromkeys(range(sources), -1)
+        self.resumed_at = start
+        self.quiet = False
+
+    def heard_from(self, source: int, watermark: int) -> None:
+        now = self.now()
+        if self.quiet:
+            self.quiet = False
+            self.resumed_at = now
+        self.heard[source] = now
+        if watermark > self.watermarks.get(source, -1):
+            self.watermarks[source] = watermark
+
+    def idle(self, source: int) -> bool:
+        return self.now() - max(self.heard.get(source, 0.0), self.resumed_at) > self.idle_s
+
+    def all_idle(self) -> bool:
+        return all(self.idle(s) for s in range(self.sources))
+
+    def closable_through(self) -> int | None:
+        """The last frame every active source has passed, or None if some source holds all."""
+        active = [self.watermarks[s] for s in range(self.sources) if not self.idle(s)]
+        if not active:
+            return None
+        return min(active) // self.frame_ms - 1
+
+
+class Runtime:
+    def __init__(self, ref: ReferenceData, rules: RuleSet, frame_ms: int,
+                 windows: tuple[str, ...], sources: int, idle_ms: int,
+                 source_flush_ms: int = 250) -> None:
+        self.ref = ref
+        self.rules = rules
+        self.frame_ms = frame_ms
+        self.windows = windows
+        self.processors: dict[int, PartitionProcessor] = {}
+        self.activity: dict[int, float] = {}
+        self.flushed: set[int] = set()
+        self.aggregator: SectorAggregator | None = None
+        self.southbound: SouthboundBook | None = None
+        self.clock = FrameClock(sources, frame_ms, idle_ms)
+        self.source_flush_s = source_flush_ms / 1000
+        self.finalised = True
+        self.ticks = 0
+
+    # -- construction (also used by rebuilds) ---------------------------------------
+
+    def new_processor(self, partition: int) -> PartitionProcessor:
+        return PartitionProcessor(self.ref, self.rules, self.frame_ms, partition, Outbox())
+
+    def new_aggregator(self) -> SectorAggregator:
+        return SectorAggregator(self.ref, self.rules, self.frame_ms, self.windows, Outbox())
+
+    def new_southbound(self) -> SouthboundBook:
+        return SouthboundBook(self.rules, Outbox())
+
+    def set_rules(self, rules: RuleSet) -> None:
+        self.rules = rules
+        for processor in self.processors.values():
+            processor.engine.set_rules(rules)
+        if self.aggregator is not None:
+            self.aggregator.engine.set_rules(rules)
+        if self.southbound is not None:
+            self.southbound.engine.set_rules(rules)
+
+    # -- records ---------------------------------------------------------------------
+
+    @staticmethod
+    def apply_ticks(processor: PartitionProcessor, value: bytes, partition: int,
+                    offset: int, reject: Reject) -> int:
+        """Decode one `md.ticks` record and apply it; bad input goes to `reject`."""
+        try:
+            ticks = parse_ticks(orjson.loads(value))
+        except orjson.JSONDecodeError as error:
+            reject("invalid_json", partition, offset, str(error), "ticks", value)
+            return 0
+        except RecordError as error:
+            reject(error.reason, partition, offset, error.detail, "ticks", value)
+            return 0
+        applied = 0
+        for tick in ticks:
+            try:
+                processor.on_tick(tick)
+                applied += 1
+            except RecordError as error:
+                reject(error.reason, partition, offset, error.detail, "ticks",
+                       orjson.dumps(tick.to_json()))
+        processor.emit_partial()
+        return applied
+
+    @staticmethod
+    def apply_southbound(book: SouthboundBook, value: bytes, partition: int, offset: int,
+                         reject: Reject) -> None:
+        try:
+            book.on_update(parse_southbound(orjson.loads(value)))
+        except orjson.JSONDecodeError as error:
+            reject("invalid_json", partition, offset, str(error), "southbound", value)
+        except RecordError as error:
+            reject(error.reason, partition, offset, error.detail, "southbound", value)
+
+    def apply_partial(self, value: bytes) -> None:
+        assert self.aggregator is not None
+        partial = FramePartial.from_json(orjson.loads(value))
+        self.aggregator.on_partial(partial)
+        self.clock.heard_from(partial.source, partial.watermark)
+        self.finalised = False
+        self.close_frames()
+
+    def close_frames(self) -> None:
+        aggregator = self.aggregator
+        if aggregator is None:
+            return
+        through = self.clock.closable_through()
+        if through is not None:
+            aggregator.close_through(through)
+
+    @staticmethod
+    def resync_partial(processor: PartitionProcessor) -> FramePartial | None:
+        """The partition's whole day, absolute: heals anything lost between a crash and
+        the last commit, and changes nothing where nothing was lost."""
+        if processor.day is None or processor.frame is None:
+            return None
+        stocks = {s: (st.last, st.turnover) for s, st in processor.stocks.items()
+                  if st.in_universe}
+        group = FrameGroup(processor.day, processor.frame, 0, stocks, processor.market_turnover)
+        return FramePartial(processor.source, processor.watermark, (group,))
+
+    # -- timers ----------------------------------------------------------------------
+
+    def idle_processors(self) -> list[PartitionProcessor]:
+        """Flush partitions quiet for a while, so their open frame reaches the aggregator."""
+        now = time.monotonic()
+        out = []
+        for partition, processor in self.processors.items():
+            if partition in self.flushed:
+                continue
+            if now - self.activity.get(partition, now) > self.source_flush_s:
+                processor.flush()
+                processor.outbox.snapshots += processor.final_snapshots()
+                self.flushed.add(partition)
+                out.append(processor)
+        return out
+
+    def touch(self, partition: int) -> None:
+        self.activity[partition] = time.monotonic()
+        self.flushed.discard(partition)
+
+    def finalise_if_quiet(self) -> bool:
+        """When every source is idle: close every pending frame, emit final snapshots."""
+        aggregator = self.aggregator
+        if aggregator is None or self.finalised or not self.clock.all_idle():
+            return False
+        self.clock.quiet = True
+        aggregator.close_all()
+        aggregator.final_snapshots()
+        if self.southbound is not None:
+            self.southbound.outbox.snapshots += self.southbound.final_snapshots()
+        self.finalised = True
+        return True
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "partitions": sorted(self.processors),
+            "aggregating": self.aggregator is not None,
+            "watermarks": dict(self.clock.watermarks),
+            "ticks": self.ticks,
+        }

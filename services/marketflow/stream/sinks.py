@@ -1,0 +1,159 @@
+"""Where the worker's outputs go: Kafka topics, Redis, Prometheus. One place, one interface.
+
+Alerts are exactly-once per sink: `mf.alerts` is the source of truth and `AlertLedger`
+knows every id already in it; Redis dedupes on the id atomically; the Slack notifier
+dedupes on its own. Alerts are awaited (acks=all) before the worker moves on, so a crash
+cannot lose one that the committed offsets say was seen; snapshots and frame partials are
+sent without waiting and flushed on a timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from marketflow.core.deadletter import dead_letter
+from marketflow.core.outbox import Outbox
+from marketflow.settings import Topics
+from marketflow.stream.replay import AlertLedger
+
+log = logging.getLogger("marketflow.sinks")
+
+_SNAPSHOT_TOPIC = {"index": "indices", "stock": "stocks", "sector": "sectors",
+                   "market": "market", "southbound": "market"}
+
+
+def snapshot_key(snapshot: dict[str, Any]) -> str:
+    if snapshot["type"] == "southbound":
+        return f"southbound:{snapshot['subject']}"
+    return str(snapshot["subject"])
+
+
+class Sinks:
+    def __init__(self, bootstrap: str, topics: Topics, ledger: AlertLedger,
+                 redis_alerts: Any = None, redis_latest: Any = None, metrics: Any = None,
+                 emit_snapshots: bool = True) -> None:
+        self.bootstrap = bootstrap
+        self.topics = topics
+        self.ledger = ledger
+        self.redis_alerts = redis_alerts
+        self.redis_latest = redis_latest
+        self.metrics = metrics
+        self.emit_snapshots = emit_snapshots
+        self.producer: AIOKafkaProducer | None = None
+        self._inflight: list[Awaitable[Any]] = []
+        self._rejects: list[tuple[bytes, str]] = []
+        self.alerts_emitted = 0
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        async with self._lock:
+            if self.producer is not None:
+                return
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap, acks="all", linger_ms=2,
+                max_batch_size=1 << 20, max_request_size=8 << 20, enable_idempotence=False,
+            )
+            await producer.start()
+            self.producer = producer
+
+    async def stop(self) -> None:
+        if self.producer is not None:
+            await self.flush()
+            await self.producer.stop()
+            self.producer = None
+
+    # -- rejects -------------------------------------------------------------------------
+
+    def reject(self, reason: str, partition: int | None, offset: int | None, detail: str,
+               source: str, payload: bytes) -> None:
+        topic = self.topics.ticks if source == "ticks" else self.topics.southbound
+        record = dead_letter(source_topic=topic, partition=partition, offset=offset,
+                             reason=reason, detail=detail, payload=payload,
+                             at=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"))
+        self._rejects.append((orjson.dumps(record), reason))
+        if self.metrics is not None:
+            self.metrics.records_rejected.labels(reason=reason).inc()
+
+    # -- outputs ---------------------------------------------------------------------
+
+    async def publish(self, outbox: Outbox, replay: bool = False,
+                      produced_ms: int | None = None) -> None:
+        if self.producer is None:
+            await self.start()
+        alerts, snapshots, partials = outbox.drain()
+        producer = self.producer
+        assert producer is not None
+        for partial in partials:
+            self._inflight.append(await producer.send(
+                self.topics.partials, orjson.dumps(partial.to_json()), partition=0))
+        if snapshots and not replay and self.emit_snapshots:
+            await self._snapshots(snapshots)
+        if alerts:
+            await self._alerts(alerts, produced_ms)
+        if self._rejects:
+            for value, _ in self._rejects:
+                self._inflight.append(await producer.send(self.topics.deadletter, value))
+            self._rejects.clear()
+        if len(self._inflight) > 2000:
+            await self.flush()
+
+    async def _snapshots(self, snapshots: list[dict[str, Any]]) -> None:
+        producer = self.producer
+        assert producer is not None
+        topics = self.topics
+        for snapshot in snapshots:
+            topic = getattr(topics, _SNAPSHOT_TOPIC[snapshot["type"]])
+            self._inflight.append(await producer.send(
+                topic, orjson.dumps(snapshot), key=snapshot_key(snapshot).encode()))
+        if self.redis_latest is not None:
+            await self.redis_latest.write_many(snapshots)
+        if self.metrics is not None:
+            self.metrics.observe_snapshots(snapshots)
+
+    async def _alerts(self, alerts: list[dict[str, Any]], produced_ms: int | None) -> None:
+        producer = self.producer
+        assert producer is not None
+        fresh = [a for a in alerts if self.ledger.first_time(a["alert_id"])]
+        if not fresh:
+            return
+        now = dt.datetime.now(dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8)))
+        for alert in fresh:
+            alert["emitted_at"] = now.isoformat(timespec="milliseconds")
+            await producer.send_and_wait(self.topics.alerts, orjson.dumps(alert),
+                                         key=alert["alert_id"].encode())
+        if self.redis_alerts is not None:
+            await self.redis_alerts.publish_many(fresh)
+        self.alerts_emitted += len(fresh)
+        if self.metrics is not None:
+            for alert in fresh:
+                self.metrics.observe_alert(alert)
+            if produced_ms is not None and produced_ms > 0:
+                self.metrics.observe_tick_to_alert(time.time() - produced_ms / 1000)
+        for alert in fresh:
+            log.info("ALERT %s %s", alert["alert_id"], alert["message"])
+
+    def metrics_batch(self, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_batch(seconds)
+
+    def metrics_frame(self, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_frame(seconds)
+
+    async def flush(self) -> None:
+        if self.producer is None:
+            return
+        inflight, self._inflight = self._inflight, []
+        for future in inflight:
+            try:
+                await future
+            except Exception as error:  # delivery failure of a snapshot or partial
+                log.error("Kafka delivery failed: %s", error)
