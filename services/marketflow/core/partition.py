@@ -73,12 +73,16 @@ class PartitionProcessor:
     """The state of one `md.ticks` partition for one trading day at a time."""
 
     def __init__(self, ref: ReferenceData, rules: RuleSet, frame_ms: int = 1000,
-                 source: int = 0, outbox: Outbox | None = None) -> None:
+                 source: int = 0, outbox: Outbox | None = None,
+                 emit_snapshots: bool = True) -> None:
         self.ref = ref
+        self.emit_snapshots = emit_snapshots
         self.frame_ms = frame_ms
         self.source = source
         self.outbox = outbox if outbox is not None else Outbox()
         self.engine = RuleEngine(rules, STOCK_METRICS)
+        self._stock_rules = self.engine.has_rules("stock.change_pct")
+        self._index_rules = self.engine.has_rules("index.change_pct")
         self.day: int | None = None
         self.day_start = 0
         self.day_end = 0
@@ -110,14 +114,18 @@ class PartitionProcessor:
         self.closed.append(
             FrameGroup(self.day, self.frame, self.frame_ticks, stocks, self.market_turnover)
         )
+        if self.emit_snapshots:
+            self._frame_snapshots()
+        self.changed = set()
+        self.changed_indices = set()
+        self.frame_ticks = 0
+
+    def _frame_snapshots(self) -> None:
         snapshots = self.outbox.snapshots
         for symbol in sorted(self.changed):
             snapshots.append(self.stock_snapshot(self.stocks[symbol], final=False))
         for symbol in sorted(self.changed_indices):
             snapshots.append(self.index_snapshot(self.indices[symbol], final=False))
-        self.changed = set()
-        self.changed_indices = set()
-        self.frame_ticks = 0
 
     def emit_partial(self) -> None:
         if self.closed:
@@ -163,9 +171,18 @@ class PartitionProcessor:
         if ts > self.watermark:
             self.watermark = ts
 
+    def set_rules(self, rules: RuleSet) -> None:
+        self.engine.set_rules(rules)
+        self._stock_rules = self.engine.has_rules("stock.change_pct")
+        self._index_rules = self.engine.has_rules("index.change_pct")
+
     def on_tick(self, tick: Tick) -> None:
         """Apply one tick. Raises RecordError for a tick that cannot be used."""
-        self.advance(tick.ts)
+        ts = tick.ts
+        if ts // self.frame_ms != self.frame or not self.day_start <= ts < self.day_end:
+            self.advance(ts)
+        elif ts > self.watermark:
+            self.watermark = ts
         if tick.kind == "index":
             self._on_index(tick)
         else:
@@ -198,7 +215,7 @@ class PartitionProcessor:
         if not state.in_universe:
             return
         self.changed.add(symbol)
-        if self.engine.has_rules("stock.change_pct"):
+        if self._stock_rules:
             alerts = self.engine.evaluate(
                 "stock.change_pct", symbol, state.change_pct(), tick.ts, state.last / 1000,
                 state.name, lambda: self._stock_evidence(state),
@@ -225,7 +242,7 @@ class PartitionProcessor:
             state.level = tick.price
             state.level_ts = tick.ts
         self.changed_indices.add(symbol)
-        if self.engine.has_rules("index.change_pct"):
+        if self._index_rules:
             alerts = self.engine.evaluate(
                 "index.change_pct", symbol, state.change_pct(), tick.ts, state.level / 1000,
                 state.name, lambda: self._index_evidence(state),

@@ -27,8 +27,10 @@ class Pipeline:
                  keep_snapshots: bool = False) -> None:
         self.ref = ref
         self.outbox = Outbox()
-        self.processor = PartitionProcessor(ref, rules, frame_ms, 0, self.outbox)
-        self.aggregator = SectorAggregator(ref, rules, frame_ms, windows, self.outbox)
+        self.processor = PartitionProcessor(ref, rules, frame_ms, 0, self.outbox,
+                                            emit_snapshots=keep_snapshots)
+        self.aggregator = SectorAggregator(ref, rules, frame_ms, windows, self.outbox,
+                                           emit_snapshots=keep_snapshots)
         self.southbound = SouthboundBook(rules, self.outbox)
         self.keep_snapshots = keep_snapshots
         self.alerts: list[dict[str, Any]] = []

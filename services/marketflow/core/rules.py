@@ -308,13 +308,18 @@ class RuleEngine:
         """Evaluate every rule of `metric` on `subject`. `values` is the value, or for
         sector.gain_pct a mapping of window ("day", "15m", ...) to value."""
         fired: list[dict[str, Any]] = []
+        windowed = type(values) is dict
         for rule, state in self._entries(metric, subject):
-            value = values if isinstance(values, float | int) else values[rule.window]
+            value = values[rule.window] if windowed else values  # type: ignore[index]
+            threshold = rule.threshold
             if not state.armed:
-                if rule.rearms(value):
+                if (value < threshold - rule.hysteresis if rule.op == ">="
+                        else value > threshold + rule.hysteresis):
                     state.armed = True
                 continue
-            if not rule.holds(value) or state.fired >= rule.max_per_day:
+            if not (value >= threshold if rule.op == ">=" else value <= threshold):
+                continue
+            if state.fired >= rule.max_per_day:
                 continue
             last = state.last_fire
             if last is not None and 0 <= ts - last < rule.cooldown_ms:
@@ -322,8 +327,8 @@ class RuleEngine:
             state.armed = False
             state.fired += 1
             state.last_fire = ts
-            fired.append(self._alert(rule, subject, float(value), ts, level, name, state.fired,
-                                     evidence))
+            fired.append(self._alert(rule, subject, float(value), ts, level, name,  # type: ignore[arg-type]
+                                     state.fired, evidence))
         return fired
 
     @staticmethod

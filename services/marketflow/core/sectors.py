@@ -138,8 +138,9 @@ class SectorAggregator:
 
     def __init__(self, ref: ReferenceData, rules: RuleSet, frame_ms: int = 1000,
                  windows: Iterable[str] = ("1m", "5m", "15m", "60m"),
-                 outbox: Outbox | None = None) -> None:
+                 outbox: Outbox | None = None, emit_snapshots: bool = True) -> None:
         self.ref = ref
+        self.emit_snapshots = emit_snapshots
         self.frame_ms = frame_ms
         self.windows = tuple(windows)
         self.window_frames: dict[str, int] = {}
@@ -230,7 +231,8 @@ class SectorAggregator:
         self.last_frame = frame
         self._record_history(frame)
         self._evaluate_rules(frame)
-        self._emit(frame, final=False)
+        if self.emit_snapshots:
+            self._emit(frame, final=False)
         book.touched.clear()
 
     def _record_history(self, frame: int) -> None:
@@ -242,16 +244,23 @@ class SectorAggregator:
             del self.history_frames[:keep_from]
             del self.history_levels[:keep_from]
 
-    def _level_at(self, frame: int, s: int) -> int:
-        """cap-weighted numerator at the end of `frame` (prev closes before the day's first)."""
-        i = bisect_right(self.history_frames, frame) - 1
-        return self.history_levels[i][s] if i >= 0 else self.book.cap_den[s]
-
-    def rolling(self, frame: int, s: int) -> dict[str, float]:
-        now = self.book.cap_num[s]
-        out = {}
+    def _lookback(self, frame: int) -> list[tuple[str, tuple[int, ...] | None]]:
+        """Per window, the level vector at the end of frame - W/D (None: the day's start)."""
+        frames, levels = self.history_frames, self.history_levels
+        out = []
         for window, span in self.window_frames.items():
-            before = self._level_at(frame - span, s)
+            i = bisect_right(frames, frame - span) - 1
+            out.append((window, tuple(levels[i]) if i >= 0 else None))
+        return out
+
+    def rolling(self, frame: int, s: int,
+                lookback: list[tuple[str, tuple[int, ...] | None]] | None = None,
+                ) -> dict[str, float]:
+        now = self.book.cap_num[s]
+        start = self.book.cap_den[s]
+        out = {}
+        for window, levels in lookback if lookback is not None else self._lookback(frame):
+            before = levels[s] if levels is not None else start
             out[window] = (now - before) * 100 / before
         return out
 
@@ -260,17 +269,25 @@ class SectorAggregator:
         book = self.book
         ts = (frame + 1) * self.frame_ms
         alerts = self.outbox.alerts
-        for s, name in enumerate(book.names):
-            if engine.has_rules("sector.gain_pct"):
-                values = {"day": book.gain_pct(s), **self.rolling(frame, s)}
+        gain_rules = engine.has_rules("sector.gain_pct")
+        eq_rules = engine.has_rules("sector.eq_gain_pct")
+        turnover_rules = engine.has_rules("sector.turnover_hkd")
+        if not (gain_rules or eq_rules or turnover_rules):
+            names: list[str] = []
+        else:
+            names = book.names
+        lookback = self._lookback(frame) if gain_rules else []
+        for s, name in enumerate(names):
+            if gain_rules:
+                values = {"day": book.gain_pct(s), **self.rolling(frame, s, lookback)}
                 alerts += engine.evaluate("sector.gain_pct", name, values, ts,
                                           book.cap_num[s] / book.cap_den[s], name,
                                           lambda s=s: self._sector_evidence(frame, s))
-            if engine.has_rules("sector.eq_gain_pct"):
+            if eq_rules:
                 alerts += engine.evaluate("sector.eq_gain_pct", name, book.eq_gain_pct(s), ts,
                                           book.cap_num[s] / book.cap_den[s], name,
                                           lambda s=s: self._sector_evidence(frame, s))
-            if engine.has_rules("sector.turnover_hkd"):
+            if turnover_rules:
                 value = book.turnover[s] / 100
                 alerts += engine.evaluate("sector.turnover_hkd", name, value, ts, value, name,
                                           lambda s=s: self._sector_evidence(frame, s))

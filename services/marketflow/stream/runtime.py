@@ -103,7 +103,7 @@ class Runtime:
     def set_rules(self, rules: RuleSet) -> None:
         self.rules = rules
         for processor in self.processors.values():
-            processor.engine.set_rules(rules)
+            processor.set_rules(rules)
         if self.aggregator is not None:
             self.aggregator.engine.set_rules(rules)
         if self.southbound is not None:
