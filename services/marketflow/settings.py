@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     windows: str = "1m,5m,15m,60m"
     idle_ms: int = Field(default=2000, ge=1)
     redis_prefix: str = "mf:"
+    app_id: str = Field(default="marketflow", description="Faust app id = consumer group")
     session_timeout_s: float = Field(default=3.0, gt=0)
     heartbeat_s: float = Field(default=0.5, gt=0)
     embedded: bool = Field(

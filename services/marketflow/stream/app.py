@@ -46,7 +46,8 @@ def build_app(config: Any, runtime: Runtime, sinks: Sinks, ledger: AlertLedger,
     partials_topic = app.topic(topics.partials, value_serializer="raw", key_serializer="raw")
     southbound_topic = app.topic(topics.southbound, value_serializer="raw",
                                  key_serializer="raw")
-    state: dict[str, Any] = {"rules_mtime": _mtime(rules_path)}
+    state: dict[str, Any] = {"rules_mtime": _mtime(rules_path),
+                             "progress": (time.monotonic(), 0)}
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: set[Any], **kwargs: Any) -> None:
@@ -147,6 +148,16 @@ def build_app(config: Any, runtime: Runtime, sinks: Sinks, ledger: AlertLedger,
                 await sinks.publish(runtime.southbound.outbox)
             await sinks.publish(runtime.aggregator.outbox)
         await sinks.flush()
+
+    @app.timer(interval=5.0)
+    async def report_progress() -> None:
+        now, ticks = time.monotonic(), runtime.ticks
+        last_at, last_ticks = state["progress"]
+        state["progress"] = (now, ticks)
+        if ticks != last_ticks:
+            rate = (ticks - last_ticks) / max(now - last_at, 1e-9)
+            log.info("ticks %d (%.0f/s), partitions %s, alerts %d", ticks, rate,
+                     sorted(runtime.processors), sinks.alerts_emitted)
 
     @app.timer(interval=1.0)
     async def reload_rules() -> None:

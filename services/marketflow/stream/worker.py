@@ -58,7 +58,7 @@ def run_worker(settings: Settings, bootstrap: str, redis_url: str | None, web_po
         serve(metrics_port, registry)
     sinks = Sinks(bootstrap, settings.topics, ledger, redis_alerts, redis_latest, metrics)
     config = WorkerConfig(
-        app_id="marketflow", bootstrap=bootstrap, topics=settings.topics,
+        app_id=settings.app_id, bootstrap=bootstrap, topics=settings.topics,
         ticks_partitions=settings.ticks_partitions, session_timeout_s=settings.session_timeout_s,
         heartbeat_s=settings.heartbeat_s, web_port=web_port, datadir=datadir,
     )
