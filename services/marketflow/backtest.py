@@ -21,14 +21,13 @@ from marketflow.core.records import (
 )
 from marketflow.core.refdata import ReferenceData, ReferenceDataError
 from marketflow.core.rules import RulesError, load_rules
-from marketflow.ingest.files import read_records
-
 _TICK, _SOUTHBOUND = 0, 1
 
 
 def _events(pipeline: Pipeline, ticks: Path,
             southbound: Path | None) -> Iterator[tuple[int, int, int, Tick | SouthboundUpdate]]:
     """Both inputs merged by event time (stable: file order within each, ticks first on ties)."""
+    from marketflow.ingest.files import read_records
 
     def tick_events() -> Iterator[tuple[int, int, int, Tick | SouthboundUpdate]]:
         for n, (_, _, obj) in enumerate(read_records(ticks)):

@@ -24,6 +24,7 @@ app = typer.Typer(
 # Modules that define `register(app: typer.Typer) -> None`; one line each.
 COMMAND_MODULES = (
     "marketflow.backtest",
+    "marketflow.stream.worker",
 )
 
 

@@ -46,7 +46,7 @@ class FrameClock:
         self.heard = dict.fromkeys(range(sources), start)
         self.watermarks = dict.fromkeys(range(sources), -1)
         self.resumed_at = start
-        self.quiet = False
+        self.quiet = True  # until the first partial: then every source gets its grace
 
     def heard_from(self, source: int, watermark: int) -> None:
         now = self.now()

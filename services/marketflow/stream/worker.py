@@ -87,19 +87,24 @@ def register(app: typer.Typer) -> None:
         except ValidationError as error:
             typer.echo(f"error: invalid settings:\n{error}", err=True)
             raise typer.Exit(2) from None
-        from marketflow.infra.embedded import resolve_endpoints
+        if settings.kafka_bootstrap:
+            bootstrap = settings.kafka_bootstrap
+            redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+        else:
+            from marketflow.infra.embedded import resolve_endpoints
 
-        try:
-            endpoints = resolve_endpoints(settings)
-        except RuntimeError as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(2) from None
+            try:
+                endpoints = resolve_endpoints(settings)
+            except RuntimeError as error:
+                typer.echo(f"error: {error}", err=True)
+                raise typer.Exit(2) from None
+            bootstrap, redis_url = endpoints.bootstrap, endpoints.redis_url
         port = settings.metrics_port if metrics_port is None else metrics_port
         logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         try:
-            run_worker(settings, endpoints.bootstrap, endpoints.redis_url, web_port,
-                       datadir, port or None, loglevel)
+            run_worker(settings, bootstrap, redis_url, web_port, datadir, port or None,
+                       loglevel)
         except (ReferenceDataError, RulesError) as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(2) from None

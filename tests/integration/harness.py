@@ -1,0 +1,176 @@
+"""Helpers for tests that run real workers against the real broker and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.partitioner.default import murmur2
+
+from marketflow.core.pipeline import Pipeline
+from marketflow.core.records import parse_southbound, parse_ticks
+from marketflow.core.refdata import ReferenceData
+from marketflow.core.rules import load_rules
+
+SMALL = Path(__file__).parents[1] / "data" / "small"
+TOPIC_FIELDS = ("ticks", "southbound", "indices", "sectors", "stocks", "market", "alerts",
+                "deadletter", "partials")
+
+
+def unique_topics(bootstrap: str, prefix: str, partitions: int = 8) -> dict[str, str]:
+    """Fresh topic names for one test (the embedded broker is shared by the session)."""
+    tag = uuid.uuid4().hex[:8]
+    names = {field: f"{prefix}-{tag}.{field}" for field in TOPIC_FIELDS}
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([
+            NewTopic(name, partitions if field == "ticks" else 1, 1)
+            for field, name in names.items()
+        ])
+    finally:
+        admin.close()
+    return names
+
+
+def partition_for(symbol: str, partitions: int) -> int:
+    return (murmur2(symbol.encode()) & 0x7FFFFFFF) % partitions
+
+
+async def produce_lines(bootstrap: str, topic: str, lines: Iterable[str], key_field: str,
+                        partitions: int = 1, batch: int = 1, pause_every: int = 0,
+                        pause_s: float = 0.0) -> int:
+    """Publish JSON lines keyed by a field (murmur2 partitioning, as the producers do);
+    with batch > 1, ticks go as JSON arrays to their symbol's partition."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    await producer.start()
+    sent = 0
+    pending: dict[int, list[Any]] = {}
+    try:
+        for line in lines:
+            obj = json.loads(line)
+            key = str(obj[key_field])
+            if batch > 1:
+                part = partition_for(key, partitions)
+                pending.setdefault(part, []).append(obj)
+                if len(pending[part]) >= batch:
+                    await producer.send(topic, orjson.dumps(pending.pop(part)), partition=part)
+            else:
+                await producer.send(topic, line.strip().encode(), key=key.encode())
+            sent += 1
+            if pause_every and sent % pause_every == 0:
+                await producer.flush()
+                await asyncio.sleep(pause_s)
+        for part, items in pending.items():
+            await producer.send(topic, orjson.dumps(items), partition=part)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def read_topic(bootstrap: str, topic: str, idle_s: float = 1.0) -> list[Any]:
+    """Every record of a topic (all partitions), decoded, read until idle."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                fetch_max_wait_ms=100)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+        out: list[Any] = []
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < idle_s:
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                for record in records:
+                    out.append((record.key, orjson.loads(record.value)))
+                    quiet_since = time.monotonic()
+        return out
+    finally:
+        await consumer.stop()
+
+
+def backtest_small(rules: Path = SMALL / "rules.yaml") -> dict[str, Any]:
+    ref = ReferenceData.load(SMALL / "universe.csv", SMALL / "indices.csv")
+    pipeline = Pipeline(ref, load_rules(rules))
+    ticks = [t for line in (SMALL / "ticks.jsonl").open() for t in parse_ticks(json.loads(line))]
+    updates = [parse_southbound(json.loads(line)) for line in (SMALL / "southbound.jsonl").open()]
+    events = heapq.merge(((t.ts, 0, t) for t in ticks), ((u.ts, 1, u) for u in updates),
+                         key=lambda e: (e[0], e[1]))
+    for _, kind, record in events:
+        if kind == 0:
+            pipeline.on_tick(record)  # type: ignore[arg-type]
+        else:
+            pipeline.on_southbound(record)  # type: ignore[arg-type]
+    pipeline.finish()
+    return pipeline.result()
+
+
+class Worker:
+    """A `marketflow worker` subprocess with its own web port and data dir."""
+
+    def __init__(self, env: dict[str, str], tmp: Path, name: str, web_port: int) -> None:
+        self.log_path = tmp / f"{name}.log"
+        self.log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "marketflow.cli", "worker", "--web-port", str(web_port),
+             "--datadir", str(tmp / name), "--metrics-port", "0", "--loglevel", "info"],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.kill(signal.SIGTERM)
+        self.log.close()
+
+    def text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def worker_env(bootstrap: str, redis_url: str | None, topics: dict[str, str],
+               app_id: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "MARKETFLOW_KAFKA_BOOTSTRAP": bootstrap,
+        "MARKETFLOW_APP_ID": app_id,
+        "MARKETFLOW_UNIVERSE": str(SMALL / "universe.csv"),
+        "MARKETFLOW_INDICES": str(SMALL / "indices.csv"),
+        "MARKETFLOW_RULES": str(SMALL / "rules.yaml"),
+        "MARKETFLOW_IDLE_MS": "3000",
+        "MARKETFLOW_SESSION_TIMEOUT_S": "3",
+        "MARKETFLOW_HEARTBEAT_S": "0.5",
+    })
+    if redis_url:
+        env["MARKETFLOW_REDIS_URL"] = redis_url
+        env["MARKETFLOW_REDIS_PREFIX"] = f"{app_id}:"
+    for field, name in topics.items():
+        env[f"MARKETFLOW_TOPIC_{field.upper()}"] = name
+    env.update(extra)
+    return env
+
+
+def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -1,0 +1,155 @@
+"""The live worker on a real broker equals `marketflow backtest` to the last digit:
+with one worker, with two, and after a kill -9 and restart."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.harness import (
+    SMALL,
+    Worker,
+    backtest_small,
+    produce_lines,
+    read_topic,
+    unique_topics,
+    wait_for,
+    worker_env,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def expected() -> dict[str, Any]:
+    return backtest_small()
+
+
+def latest_snapshots(records: list[tuple[bytes, dict]]) -> dict[tuple[str, str], dict]:
+    latest: dict[tuple[str, str], dict] = {}
+    for _, snapshot in records:
+        latest[(snapshot["type"], snapshot["subject"])] = snapshot
+    return latest
+
+
+def live_results(bootstrap: str, topics: dict[str, str]) -> tuple[list[dict], dict]:
+    async def gather() -> tuple[list[Any], list[Any]]:
+        alerts = await read_topic(bootstrap, topics["alerts"], idle_s=0.5)
+        snapshots = []
+        for name in ("indices", "stocks", "sectors", "market"):
+            snapshots += await read_topic(bootstrap, topics[name], idle_s=0.5)
+        return alerts, snapshots
+
+    alerts, snapshots = asyncio.run(gather())
+    return [a for _, a in alerts], latest_snapshots(snapshots)
+
+
+def assert_equal_to_backtest(alerts: list[dict], latest: dict, expected: dict) -> None:
+    ids = [a["alert_id"] for a in alerts]
+    assert len(ids) == len(set(ids)), "an alert was emitted twice"
+    assert sorted(ids) == sorted(a["alert_id"] for a in expected["alerts"])
+    by_id = {a["alert_id"]: a for a in expected["alerts"]}
+    for alert in alerts:
+        want = dict(by_id[alert["alert_id"]])
+        got = {k: v for k, v in alert.items() if k != "emitted_at"}
+        assert got == want
+    final = expected["final"]
+    for symbol, figures in final["stocks"].items():
+        snapshot = latest[("stock", symbol)]
+        assert {k: snapshot[k] for k in figures} == figures, symbol
+    for name, figures in final["sectors"].items():
+        snapshot = latest[("sector", name)]
+        assert snapshot["final"] is True
+        assert {k: snapshot[k] for k in figures} == figures, name
+    market = latest[("market", "market")]
+    assert {k: market[k] for k in final["market"]} == final["market"]
+    for symbol, figures in final["indices"].items():
+        snapshot = latest[("index", symbol)]
+        assert {k: snapshot[k] for k in figures} == figures, symbol
+    for channel, figures in final["southbound"].items():
+        snapshot = latest[("southbound", channel)]
+        assert {k: snapshot[k] for k in figures} == figures, channel
+
+
+def produce_day(bootstrap: str, topics: dict[str, str], pause_s: float = 0.0) -> None:
+    ticks = (SMALL / "ticks.jsonl").read_text().splitlines()
+    updates = (SMALL / "southbound.jsonl").read_text().splitlines()
+
+    async def both() -> None:
+        await produce_lines(bootstrap, topics["southbound"], updates, "channel")
+        await produce_lines(bootstrap, topics["ticks"], ticks, "symbol", partitions=8,
+                            batch=20, pause_every=400 if pause_s else 0, pause_s=pause_s)
+
+    asyncio.run(both())
+
+
+def wait_until_final(bootstrap: str, topics: dict[str, str], expected: dict,
+                     workers: list[Worker], timeout: float = 90) -> tuple[list[dict], dict]:
+    result: dict[str, Any] = {}
+
+    def done() -> bool:
+        for worker in workers:
+            if worker.proc.poll() is not None:
+                raise AssertionError(f"worker exited early:\n{worker.text()[-3000:]}")
+        alerts, latest = live_results(bootstrap, topics)
+        result["alerts"], result["latest"] = alerts, latest
+        market = latest.get(("market", "market"))
+        return (len(alerts) >= len(expected["alerts"]) and market is not None
+                and market["final"] and market["turnover_hkd"]
+                == expected["final"]["market"]["turnover_hkd"])
+
+    wait_for(done, timeout, "the worker's final snapshots", interval=1.0)
+    return result["alerts"], result["latest"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_live_equals_backtest(stack: Any, tmp_path: Path, expected: dict, workers: int) -> None:
+    topics = unique_topics(stack.bootstrap, f"live{workers}")
+    env = worker_env(stack.bootstrap, None, topics, f"mf-live-{topics['ticks']}")
+    procs = [Worker(env, tmp_path, f"w{i}", free_port()) for i in range(workers)]
+    try:
+        time.sleep(4)  # let the group form (session timeout 3 s)
+        produce_day(stack.bootstrap, topics)
+        alerts, latest = wait_until_final(stack.bootstrap, topics, expected, procs)
+        assert_equal_to_backtest(alerts, latest, expected)
+        if workers == 2:
+            assert all("ticks " in p.text() for p in procs), "both workers processed ticks"
+    finally:
+        for proc in procs:
+            proc.stop()
+
+
+def test_kill_9_and_restart_gives_the_same_day(stack: Any, tmp_path: Path,
+                                               expected: dict) -> None:
+    topics = unique_topics(stack.bootstrap, "kill")
+    env = worker_env(stack.bootstrap, None, topics, f"mf-kill-{topics['ticks']}")
+    first = Worker(env, tmp_path, "first", free_port())
+    second = None
+    try:
+        time.sleep(4)
+        import threading
+
+        producer = threading.Thread(target=produce_day, args=(stack.bootstrap, topics, 0.25))
+        producer.start()
+        time.sleep(2.5)
+        first.kill()  # SIGKILL mid-stream
+        second = Worker(env, tmp_path, "second", free_port())
+        producer.join()
+        alerts, latest = wait_until_final(stack.bootstrap, topics, expected, [second])
+        assert_equal_to_backtest(alerts, latest, expected)
+        assert "rebuilt from" in second.text()
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
