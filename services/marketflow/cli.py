@@ -25,6 +25,7 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "marketflow.backtest",
     "marketflow.stream.worker",
+    "marketflow.infra.commands",
 )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DATA = Path(__file__).parent / "data"
@@ -57,10 +57,3 @@ class Settings(BaseSettings):
         default=False, description="set by the embedded stack: apply tansu workarounds"
     )
     topics: Topics = Field(default_factory=Topics)
-
-    @field_validator("rules", "universe", "indices")
-    @classmethod
-    def _file_exists(cls, path: Path) -> Path:
-        if not path.is_file():
-            raise ValueError(f"file not found: {path}")
-        return path

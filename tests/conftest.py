@@ -1,0 +1,51 @@
+"""Session fixtures: a real Kafka-protocol broker (tansu) and a real redis-server.
+
+Both are started once per test session through the same module as `marketflow stack up`
+(owned: they die with the test process), or taken from MARKETFLOW_KAFKA_BOOTSTRAP /
+MARKETFLOW_REDIS_URL when those are set. A test that needs them and cannot reach them
+fails; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+@dataclass(frozen=True)
+class Stack:
+    bootstrap: str
+    redis_url: str
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    bootstrap = os.environ.get("MARKETFLOW_KAFKA_BOOTSTRAP")
+    redis_url = os.environ.get("MARKETFLOW_REDIS_URL")
+    if bootstrap and redis_url:
+        yield Stack(bootstrap, redis_url)
+        return
+    from marketflow.infra.embedded import EmbeddedStack
+
+    state = Path(tmp_path_factory.mktemp("stack"))
+    embedded = EmbeddedStack.start(state, owned=True)
+    try:
+        yield Stack(bootstrap or embedded.bootstrap, redis_url or embedded.redis_url)
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture
+def redis_client(stack: Stack) -> Iterator[object]:
+    import redis
+
+    client = redis.Redis.from_url(stack.redis_url)
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.close()
