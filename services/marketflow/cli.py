@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "marketflow.backtest",
     "marketflow.stream.worker",
     "marketflow.infra.commands",
+    "marketflow.ingest.commands",
 )
 
 

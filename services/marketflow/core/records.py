@@ -23,6 +23,7 @@ Channel = Literal["SH", "SZ"]
 
 REASONS = (
     "invalid_json",
+    "invalid_csv",
     "not_an_object",
     "missing_field",
     "invalid_symbol",

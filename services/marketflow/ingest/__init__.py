@@ -1,0 +1,1 @@
+"""Sources of records: files (JSON lines, CSV, gzip) and the Kafka publisher."""

@@ -1,0 +1,198 @@
+"""Publishing records to Kafka: validate, normalise, key by symbol, batch, pace, dead-letter.
+
+kafka-python with acks=all. Ticks are keyed by symbol (Kafka's murmur2 picks the
+partition); with `batch > 1` they are grouped per partition into JSON arrays sent to that
+partition explicitly, so per-symbol order is the same either way. A record that fails
+validation is never dropped: it is counted by reason and written to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from marketflow.core.deadletter import dead_letter
+from marketflow.core.records import (
+    RecordError,
+    SouthboundUpdate,
+    Tick,
+    parse_southbound,
+    parse_ticks,
+)
+from marketflow.ingest.partitioner import partition_for
+from marketflow.settings import Topics
+
+Kind = Literal["ticks", "southbound"]
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker could not be reached after retries."""
+
+
+@dataclass
+class PublishSummary:
+    lines: int = 0
+    sent: int = 0  # records (ticks or updates) published
+    messages: int = 0  # Kafka messages (a batch counts once)
+    rejected: Counter[str] = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)  # first bad lines, for people
+    elapsed: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.elapsed if self.elapsed > 0 else 0.0
+
+
+def pace_delay(first_event_ms: int, first_wall: float, event_ms: int, now: float,
+               speed: float) -> float:
+    """Seconds to wait so that event time advances `speed` times faster than wall time."""
+    if speed <= 0:
+        return 0.0
+    due = first_wall + (event_ms - first_event_ms) / 1000 / speed
+    return max(0.0, due - now)
+
+
+class Publisher:
+    def __init__(self, bootstrap: str, topics: Topics, batch: int = 1, speed: float = 0.0,
+                 producer: Any = None, sleep: Callable[[float], None] = time.sleep,
+                 max_examples: int = 10) -> None:
+        self.topics = topics
+        self.batch = max(1, batch)
+        self.speed = speed
+        self.sleep = sleep
+        self.max_examples = max_examples
+        self.producer = producer if producer is not None else self._connect(bootstrap)
+        self.bootstrap = bootstrap
+        self._partitions: int | None = None
+        self._pending: dict[int, list[dict[str, Any]]] = {}
+        self._pace: tuple[int, float] | None = None
+        self._errors: list[Exception] = []
+        self.messages = 0
+
+    @staticmethod
+    def _connect(bootstrap: str) -> Any:
+        from kafka import KafkaProducer
+        from kafka.errors import KafkaError
+
+        try:
+            return KafkaProducer(
+                bootstrap_servers=bootstrap, acks="all", linger_ms=5, retries=5,
+                batch_size=256 * 1024, max_request_size=8 << 20,
+                request_timeout_ms=15_000, max_block_ms=15_000,
+            )
+        except KafkaError as error:
+            raise BrokerUnavailable(f"cannot reach the Kafka broker at {bootstrap}: "
+                                    f"{error}") from None
+
+    def ticks_partitions(self) -> int:
+        if self._partitions is None:
+            partitions = self.producer.partitions_for(self.topics.ticks)
+            if not partitions:
+                raise BrokerUnavailable(f"topic {self.topics.ticks} does not exist on "
+                                        f"{self.bootstrap} (run `marketflow topics --create`)")
+            self._partitions = len(partitions)
+        return self._partitions
+
+    # -- records ---------------------------------------------------------------------
+
+    def publish_lines(self, kind: Kind, lines: Iterable[tuple[int, str, Any]],
+                      source_file: str, progress: Callable[[int], None] | None = None,
+                      ) -> PublishSummary:
+        summary = PublishSummary()
+        started = time.monotonic()
+        self.messages = 0
+        for number, raw, obj in lines:
+            summary.lines += 1
+            try:
+                if isinstance(obj, RecordError):
+                    raise obj
+                records: list[Tick] | list[SouthboundUpdate] = (
+                    parse_ticks(obj) if kind == "ticks" else [parse_southbound(obj)])
+            except RecordError as error:
+                self._reject(kind, summary, error, raw, source_file, number)
+                continue
+            for record in records:
+                self._send(kind, record, summary)
+            if progress is not None:
+                progress(len(records))
+        self.flush()
+        summary.messages = self.messages
+        summary.elapsed = time.monotonic() - started
+        return summary
+
+    def publish_objects(self, kind: Kind, objects: Iterable[dict[str, Any]],
+                        progress: Callable[[int], None] | None = None) -> PublishSummary:
+        """In-memory records (the simulator): same validation, same dead-lettering."""
+        return self.publish_lines(
+            kind, ((n, "", obj) for n, obj in enumerate(objects, start=1)), "<memory>", progress)
+
+    def _reject(self, kind: Kind, summary: PublishSummary, error: RecordError, raw: str,
+                source_file: str, number: int) -> None:
+        summary.rejected[error.reason] += 1
+        if len(summary.examples) < self.max_examples:
+            summary.examples.append(f"{source_file}:{number}: {error.reason}: {error.detail}")
+        topic = self.topics.ticks if kind == "ticks" else self.topics.southbound
+        record = dead_letter(
+            source_topic=topic, reason=error.reason, detail=error.detail, payload=raw,
+            source_file=source_file, line=number,
+            at=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"))
+        self.producer.send(self.topics.deadletter, orjson.dumps(record))
+
+    def _send(self, kind: Kind, record: Tick | SouthboundUpdate, summary: PublishSummary
+              ) -> None:
+        self._wait_for(record.ts)
+        summary.sent += 1
+        value = record.to_json()
+        if kind == "southbound":
+            assert isinstance(record, SouthboundUpdate)
+            self._emit(self.topics.southbound, orjson.dumps(value), record.channel.encode())
+            return
+        assert isinstance(record, Tick)
+        if self.batch == 1:
+            self._emit(self.topics.ticks, orjson.dumps(value), record.symbol.encode())
+            return
+        partition = partition_for(record.symbol, self.ticks_partitions())
+        pending = self._pending.setdefault(partition, [])
+        pending.append(value)
+        if len(pending) >= self.batch:
+            self._emit(self.topics.ticks, orjson.dumps(pending), None, partition)
+            del self._pending[partition]
+
+    def _emit(self, topic: str, value: bytes, key: bytes | None,
+              partition: int | None = None) -> None:
+        self.messages += 1
+        future = self.producer.send(topic, value, key=key, partition=partition)
+        future.add_errback(self._errors.append)
+
+    def _wait_for(self, event_ms: int) -> None:
+        if self.speed <= 0:
+            return
+        now = time.monotonic()
+        if self._pace is None:
+            self._pace = (event_ms, now)
+            return
+        delay = pace_delay(self._pace[0], self._pace[1], event_ms, now, self.speed)
+        if delay > 0.001:
+            self._flush_pending()  # what is due goes out before we wait
+            self.sleep(delay)
+
+    def _flush_pending(self) -> None:
+        for partition, pending in self._pending.items():
+            self._emit(self.topics.ticks, orjson.dumps(pending), None, partition)
+        self._pending.clear()
+
+    def flush(self) -> None:
+        self._flush_pending()
+        self.producer.flush(timeout=60)
+        if self._errors:
+            raise BrokerUnavailable(f"{len(self._errors)} record(s) not delivered to "
+                                    f"{self.bootstrap}: {self._errors[0]}")
+
+    def close(self) -> None:
+        self.producer.close(timeout=10)
