@@ -268,3 +268,26 @@ def resolve_endpoints(settings: Any) -> Endpoints:
                          "`marketflow stack up`")
     redis = settings.redis_url.get_secret_value() if settings.redis_url else info.redis_url
     return Endpoints(info.bootstrap, redis, True)
+
+
+def backoff_delays(attempts: int, base: float = 0.2, cap: float = 2.0) -> list[float]:
+    """Exponential backoff between connection attempts (pure: the loop sleeps elsewhere)."""
+    return [min(cap, base * 2**i) for i in range(max(0, attempts - 1))]
+
+
+def check_reachable(bootstrap: str, attempts: int = 5,
+                    sleep: Any = time.sleep) -> None:
+    """Fail fast, with a clear message, when no bootstrap server accepts a connection."""
+    servers = [s.strip() for s in bootstrap.split(",") if s.strip()]
+    delays = backoff_delays(attempts)
+    for attempt in range(attempts):
+        for server in servers:
+            host, _, port = server.rpartition(":")
+            try:
+                with socket.create_connection((host or "127.0.0.1", int(port)), timeout=1.0):
+                    return
+            except (OSError, ValueError):
+                continue
+        if attempt < len(delays):
+            sleep(delays[attempt])
+    raise StackError(f"cannot reach the Kafka broker at {bootstrap} after {attempts} attempts")

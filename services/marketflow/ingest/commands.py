@@ -14,7 +14,7 @@ def run_publish(kind: str, path: Path, speed: float, batch: int, quiet: bool) ->
     from pydantic import ValidationError
     from rich.console import Console
 
-    from marketflow.infra.embedded import StackError, resolve_endpoints
+    from marketflow.infra.embedded import StackError, check_reachable, resolve_endpoints
     from marketflow.infra.topics import TopicMismatch, ensure_topics
     from marketflow.ingest.files import read_records
     from marketflow.ingest.publisher import BrokerUnavailable, Publisher
@@ -27,6 +27,7 @@ def run_publish(kind: str, path: Path, speed: float, batch: int, quiet: bool) ->
     try:
         settings = Settings()
         endpoints = resolve_endpoints(settings)
+        check_reachable(endpoints.bootstrap)
         ensure_topics(endpoints.bootstrap, settings)
         publisher = Publisher(endpoints.bootstrap, settings.topics, batch=batch, speed=speed)
     except ValidationError as error:

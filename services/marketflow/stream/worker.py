@@ -87,15 +87,16 @@ def register(app: typer.Typer) -> None:
         except ValidationError as error:
             typer.echo(f"error: invalid settings:\n{error}", err=True)
             raise typer.Exit(2) from None
-        from marketflow.infra.embedded import StackError, resolve_endpoints
+        from marketflow.infra.embedded import StackError, check_reachable, resolve_endpoints
         from marketflow.infra.topics import TopicMismatch, ensure_topics
 
         try:
             endpoints = resolve_endpoints(settings)
+            check_reachable(endpoints.bootstrap)
             ensure_topics(endpoints.bootstrap, settings)
         except (StackError, TopicMismatch) as error:
             typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(2) from None
+            raise typer.Exit(1) from None
         bootstrap, redis_url = endpoints.bootstrap, endpoints.redis_url
         port = settings.metrics_port if metrics_port is None else metrics_port
         logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,

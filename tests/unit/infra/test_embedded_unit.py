@@ -48,3 +48,20 @@ def test_dead_stack_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     (tmp_path / "stack" / "stack.json").write_text(json.dumps(info))
     with pytest.raises(StackError):
         resolve_endpoints(Settings(state_dir=tmp_path))
+
+
+def test_backoff_is_exponential_and_capped() -> None:
+    from marketflow.infra.embedded import backoff_delays
+
+    assert backoff_delays(5) == [0.2, 0.4, 0.8, 1.6]
+    assert backoff_delays(7, cap=1.0)[-2:] == [1.0, 1.0]
+    assert backoff_delays(1) == []
+
+
+def test_unreachable_broker_is_reported_after_retries() -> None:
+    from marketflow.infra.embedded import check_reachable
+
+    slept: list[float] = []
+    with pytest.raises(StackError, match="127.0.0.1:9 after 3 attempts"):
+        check_reachable("127.0.0.1:9", attempts=3, sleep=slept.append)
+    assert slept == [0.2, 0.4]
