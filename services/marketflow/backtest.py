@@ -21,6 +21,7 @@ from marketflow.core.records import (
 )
 from marketflow.core.refdata import ReferenceData, ReferenceDataError
 from marketflow.core.rules import RulesError, load_rules
+
 _TICK, _SOUTHBOUND = 0, 1
 
 

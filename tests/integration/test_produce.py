@@ -113,7 +113,7 @@ def test_hundred_thousand_lines_one_percent_bad(stack: Any, tmp_path: Path) -> N
                MARKETFLOW_STATE_DIR=str(tmp_path),
                **{f"MARKETFLOW_TOPIC_{k.upper()}": v for k, v in topics.items()})
     path = tmp_path / "ticks.jsonl"
-    good, bad = make_file(path, 100_000, 100)
+    good, _ = make_file(path, 100_000, 100)
     done = produce(env, "ticks", str(path), "--batch", "100", "--quiet")
     assert done.returncode == 0, done.stderr
     records = read_all(stack.bootstrap, topics["ticks"])

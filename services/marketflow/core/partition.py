@@ -20,8 +20,17 @@ STOCK_METRICS = ("stock.change_pct", "index.change_pct")
 
 class StockState:
     __slots__ = (
-        "symbol", "name", "prev_close", "sectors", "in_universe", "last", "last_ts",
-        "turnover", "volume", "trades", "max_seq",
+        "in_universe",
+        "last",
+        "last_ts",
+        "max_seq",
+        "name",
+        "prev_close",
+        "sectors",
+        "symbol",
+        "trades",
+        "turnover",
+        "volume",
     )
 
     def __init__(self, symbol: str, name: str, prev_close: int, sectors: tuple[str, ...],
@@ -52,7 +61,7 @@ class StockState:
 
 
 class IndexState:
-    __slots__ = ("symbol", "name", "prev_close", "level", "level_ts", "max_seq")
+    __slots__ = ("level", "level_ts", "max_seq", "name", "prev_close", "symbol")
 
     def __init__(self, symbol: str, name: str, prev_close: int) -> None:
         self.symbol = symbol

@@ -115,7 +115,7 @@ class Pipeline:
                 stocks[symbol] = {"last": stock.prev_close / 1000, "change_pct": 0.0,
                                   "turnover_hkd": 0.0, "volume": 0, "trades": 0}
         sectors, market = self.aggregator.final_figures()
-        for name, figures in sectors.items():
+        for figures in sectors.values():
             figures.pop("level", None)
         return {
             "final": {

@@ -157,7 +157,8 @@ def parse_ts(raw: object) -> int:
                 raise RecordError("invalid_ts", f"not an RFC 3339 timestamp: {raw!r}") from None
             value = from_datetime(parsed)
     else:
-        raise RecordError("invalid_ts", f"ts must be RFC 3339 or epoch ms, got {type(raw).__name__}")
+        raise RecordError("invalid_ts",
+                          f"ts must be RFC 3339 or epoch ms, got {type(raw).__name__}")
     if not _MIN_TS <= value < _MAX_TS:
         raise RecordError("invalid_ts", f"event time out of range (2000..2100): {raw!r}")
     return value
@@ -282,12 +283,13 @@ def _parse_canonical(obj: dict[str, Any]) -> Tick | None:
     seq = obj.get("seq")
     if seq is not None and type(seq) is not int:
         return None
-    return Tick(symbol, ts, milli, qty, int(cents), seq, kind)
+    return Tick(symbol, ts, milli, qty, int(cents), seq, kind)  # type: ignore[arg-type]
 
 
 def _parse_tick(obj: object) -> Tick:
     if not isinstance(obj, dict):
-        raise RecordError("not_an_object", f"a tick must be a JSON object, got {type(obj).__name__}")
+        raise RecordError("not_an_object",
+                          f"a tick must be a JSON object, got {type(obj).__name__}")
     kind = obj.get("kind") or "trade"
     if kind not in ("trade", "index"):
         raise RecordError("invalid_kind", f"kind must be 'trade' or 'index', got {kind!r}")
@@ -309,7 +311,7 @@ def _parse_tick(obj: object) -> Tick:
             raise RecordError("invalid_turnover", f"turnover must be >= 0, got {raw_turnover!r}")
     raw_seq = obj.get("seq")
     seq = None if raw_seq is None or raw_seq == "" else parse_int(raw_seq, "invalid_seq", "seq")
-    return Tick(symbol, ts, price, qty, turnover, seq, kind)
+    return Tick(symbol, ts, price, qty, turnover, seq, kind)  # type: ignore[arg-type]
 
 
 def parse_ticks(obj: object) -> list[Tick]:
@@ -338,7 +340,8 @@ def parse_southbound(obj: object) -> SouthboundUpdate:
         )
     channel = str(_require(obj, "channel")).strip().upper()
     if channel not in ("SH", "SZ"):
-        raise RecordError("invalid_channel", f"channel must be 'SH' or 'SZ', got {obj['channel']!r}")
+        raise RecordError("invalid_channel",
+                          f"channel must be 'SH' or 'SZ', got {obj['channel']!r}")
     ts = parse_ts(_require(obj, "ts"))
     buy = to_fixed(_require(obj, "buy_hkd"), 2, "invalid_amount", "buy_hkd")
     sell = to_fixed(_require(obj, "sell_hkd"), 2, "invalid_amount", "sell_hkd")

@@ -168,7 +168,8 @@ def parse_rule(raw: object, windows: Iterable[str] = ("1m", "5m", "15m", "60m"))
     try:
         render_message(message, _sample_context())
     except KeyError as error:
-        raise fail("message", f"unknown field {error.args[0]!r}; use {', '.join(MESSAGE_FIELDS)}")
+        raise fail("message",
+                   f"unknown field {error.args[0]!r}; use {', '.join(MESSAGE_FIELDS)}") from None
     except (ValueError, IndexError, TypeError) as error:
         raise fail("message", f"bad template: {error}") from None
     route = raw.get("route", ())
@@ -310,7 +311,7 @@ class RuleEngine:
         fired: list[dict[str, Any]] = []
         windowed = type(values) is dict
         for rule, state in self._entries(metric, subject):
-            value = values[rule.window] if windowed else values  # type: ignore[index]
+            value: float = values[rule.window] if windowed else values  # type: ignore[index,assignment]
             threshold = rule.threshold
             if not state.armed:
                 if (value < threshold - rule.hysteresis if rule.op == ">="

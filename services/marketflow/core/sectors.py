@@ -8,6 +8,7 @@ integers that do not depend on the order ticks were added in.
 
 from __future__ import annotations
 
+import functools
 import math
 from bisect import bisect_right
 from collections.abc import Iterable
@@ -282,15 +283,15 @@ class SectorAggregator:
                 values = {"day": book.gain_pct(s), **self.rolling(frame, s, lookback)}
                 alerts += engine.evaluate("sector.gain_pct", name, values, ts,
                                           book.cap_num[s] / book.cap_den[s], name,
-                                          lambda s=s: self._sector_evidence(frame, s))
+                                          functools.partial(self._sector_evidence, frame, s))
             if eq_rules:
                 alerts += engine.evaluate("sector.eq_gain_pct", name, book.eq_gain_pct(s), ts,
                                           book.cap_num[s] / book.cap_den[s], name,
-                                          lambda s=s: self._sector_evidence(frame, s))
+                                          functools.partial(self._sector_evidence, frame, s))
             if turnover_rules:
                 value = book.turnover[s] / 100
                 alerts += engine.evaluate("sector.turnover_hkd", name, value, ts, value, name,
-                                          lambda s=s: self._sector_evidence(frame, s))
+                                          functools.partial(self._sector_evidence, frame, s))
         if engine.has_rules("market.turnover_hkd"):
             value = self.market_turnover / 100
             alerts += engine.evaluate("market.turnover_hkd", "market", value, ts, value,

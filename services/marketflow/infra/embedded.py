@@ -133,7 +133,7 @@ def _kafka_ready(bootstrap: str, timeout: float, log: Path) -> None:
             admin.list_topics()
             admin.close()
             return
-        except Exception as exc:  # noqa: BLE001 - retried until the deadline
+        except Exception as exc:
             error = exc
             time.sleep(0.1)
     raise StackError(f"broker at {bootstrap} did not answer within {timeout}s ({error}); "
@@ -179,7 +179,7 @@ class EmbeddedStack:
                     [tansu_binary(), "broker", "--listener-url", listener,
                      "--advertised-listener-url", listener],
                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    preexec_fn=preexec,  # noqa: PLW1509 - needed for prctl/setsid
+                    preexec_fn=preexec,
                 ))
             (stack_dir / "redis-data").mkdir(exist_ok=True)
             procs.append(subprocess.Popen(
@@ -187,7 +187,7 @@ class EmbeddedStack:
                  "--save", "", "--appendonly", "no", "--dir", str(stack_dir / "redis-data"),
                  "--logfile", str(redis_log), "--daemonize", "no"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                preexec_fn=preexec,  # noqa: PLW1509
+                preexec_fn=preexec,
             ))
             bootstrap = f"127.0.0.1:{kafka_port}"
             _wait_port(kafka_port, timeout, "tansu", tansu_log, procs[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,10 +61,8 @@ def ensure_topics(bootstrap: str, settings: Settings) -> dict[str, str]:
                                         topic_configs=spec.configs))
                 outcome[spec.name] = "created"
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # created meanwhile: fine
                 admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # created meanwhile by another process: fine
         return outcome
     finally:
         admin.close()

@@ -60,8 +60,7 @@ def run_publish(kind: str, path: Path, speed: float, batch: int, quiet: bool) ->
 def _with_progress(publisher, kind, path, console, quiet, read_records):  # type: ignore[no-untyped-def]
     if quiet:
         return publisher.publish_lines(kind, read_records(path), str(path))
-    from rich.progress import Progress, ProgressColumn, SpinnerColumn, TextColumn
-    from rich.progress import TimeElapsedColumn
+    from rich.progress import Progress, ProgressColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.text import Text
 
     class RateColumn(ProgressColumn):

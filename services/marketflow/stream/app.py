@@ -49,7 +49,7 @@ def build_app(config: Any, runtime: Runtime, sinks: Sinks, ledger: AlertLedger,
     state: dict[str, Any] = {"rules_mtime": _mtime(rules_path),
                              "progress": (time.monotonic(), 0)}
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(app: faust.App, revoked: set[Any], **kwargs: Any) -> None:
         for tp in revoked:
             if tp.topic == topics.ticks:
@@ -59,7 +59,7 @@ def build_app(config: Any, runtime: Runtime, sinks: Sinks, ledger: AlertLedger,
             elif tp.topic == topics.southbound:
                 runtime.southbound = None
 
-    @app.on_before_shutdown.connect
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def on_shutdown(app: faust.App, **kwargs: Any) -> None:
         await sinks.stop()
 

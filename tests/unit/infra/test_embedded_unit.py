@@ -62,6 +62,6 @@ def test_unreachable_broker_is_reported_after_retries() -> None:
     from marketflow.infra.embedded import check_reachable
 
     slept: list[float] = []
-    with pytest.raises(StackError, match="127.0.0.1:9 after 3 attempts"):
+    with pytest.raises(StackError, match=r"127\.0\.0\.1:9 after 3 attempts"):
         check_reachable("127.0.0.1:9", attempts=3, sleep=slept.append)
     assert slept == [0.2, 0.4]
