@@ -122,12 +122,14 @@ def backtest_small(rules: Path = SMALL / "rules.yaml") -> dict[str, Any]:
 class Worker:
     """A `marketflow worker` subprocess with its own web port and data dir."""
 
-    def __init__(self, env: dict[str, str], tmp: Path, name: str, web_port: int) -> None:
+    def __init__(self, env: dict[str, str], tmp: Path, name: str, web_port: int,
+                 metrics_port: int = 0) -> None:
         self.log_path = tmp / f"{name}.log"
         self.log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "marketflow.cli", "worker", "--web-port", str(web_port),
-             "--datadir", str(tmp / name), "--metrics-port", "0", "--loglevel", "info"],
+             "--datadir", str(tmp / name), "--metrics-port", str(metrics_port),
+             "--loglevel", "info"],
             env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 

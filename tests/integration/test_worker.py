@@ -113,18 +113,67 @@ def wait_until_final(bootstrap: str, topics: dict[str, str], expected: dict,
     return result["alerts"], result["latest"]
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_live_equals_backtest(stack: Any, tmp_path: Path, expected: dict, workers: int) -> None:
-    topics = unique_topics(stack.bootstrap, f"live{workers}")
-    env = worker_env(stack.bootstrap, None, topics, f"mf-live-{topics['ticks']}")
-    procs = [Worker(env, tmp_path, f"w{i}", free_port()) for i in range(workers)]
+def test_live_equals_backtest_in_every_sink(stack: Any, tmp_path: Path, expected: dict,
+                                           redis_client: Any) -> None:
+    """One worker: the topics, the Redis hashes and stream, and /metrics all agree."""
+    topics = unique_topics(stack.bootstrap, "live1")
+    app_id = f"mf-live-{topics['ticks']}"
+    env = worker_env(stack.bootstrap, stack.redis_url, topics, app_id)
+    metrics_port = free_port()
+    proc = Worker(env, tmp_path, "w0", free_port(), metrics_port)
     try:
         time.sleep(4)  # let the group form (session timeout 3 s)
         produce_day(stack.bootstrap, topics)
+        alerts, latest = wait_until_final(stack.bootstrap, topics, expected, [proc])
+        assert_equal_to_backtest(alerts, latest, expected)
+        prefix = f"{app_id}:"
+        final = expected["final"]
+        # Redis: each alert exactly once in the stream, the latest hashes equal backtest
+        stream = redis_client.xrange(f"{prefix}alerts")
+        assert sorted(e[1][b"alert_id"].decode() for e in stream) == sorted(
+            a["alert_id"] for a in expected["alerts"])
+        for name, figures in final["sectors"].items():
+            stored = redis_client.hgetall(f"{prefix}latest:sector:{name}")
+            assert float(stored[b"gain_pct"]) == figures["gain_pct"]
+            for window, gain in figures["rolling"].items():
+                assert float(stored[f"rolling_{window}".encode()]) == gain
+        for symbol, figures in final["stocks"].items():
+            stored = redis_client.hgetall(f"{prefix}latest:stock:{symbol}")
+            assert float(stored[b"last"]) == figures["last"]
+            assert float(stored[b"turnover_hkd"]) == figures["turnover_hkd"]
+        market = redis_client.hgetall(f"{prefix}latest:market")
+        assert float(market[b"turnover_hkd"]) == final["market"]["turnover_hkd"]
+        southbound = redis_client.hgetall(f"{prefix}latest:southbound:total")
+        assert float(southbound[b"net_hkd"]) == final["southbound"]["total"]["net_hkd"]
+        # Prometheus: the worker's /metrics
+        import urllib.request
+
+        from prometheus_client.parser import text_string_to_metric_families
+
+        body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read()
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for family in text_string_to_metric_families(body.decode())
+                   for s in family.samples}
+        assert samples[("marketflow_ticks_total", ())] == 4000
+        assert samples[("marketflow_market_turnover_hkd", ())] == final["market"]["turnover_hkd"]
+        hsi = final["indices"]["HSI"]["change_pct"] / 100
+        assert samples[("marketflow_index_change_ratio", (("index", "HSI"),))] == hsi
+        fired = sum(v for (name, _), v in samples.items() if name == "marketflow_alerts_total")
+        assert fired == len(expected["alerts"])
+    finally:
+        proc.stop()
+
+
+def test_two_workers_equal_backtest(stack: Any, tmp_path: Path, expected: dict) -> None:
+    topics = unique_topics(stack.bootstrap, "live2")
+    env = worker_env(stack.bootstrap, None, topics, f"mf-live-{topics['ticks']}")
+    procs = [Worker(env, tmp_path, f"w{i}", free_port()) for i in range(2)]
+    try:
+        time.sleep(4)
+        produce_day(stack.bootstrap, topics)
         alerts, latest = wait_until_final(stack.bootstrap, topics, expected, procs)
         assert_equal_to_backtest(alerts, latest, expected)
-        if workers == 2:
-            assert all("ticks " in p.text() for p in procs), "both workers processed ticks"
+        assert all("ticks " in p.text() for p in procs), "both workers processed ticks"
     finally:
         for proc in procs:
             proc.stop()

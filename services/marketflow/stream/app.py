@@ -72,8 +72,10 @@ def build_app(config: Any, runtime: Runtime, sinks: Sinks, ledger: AlertLedger,
             if processor is None:
                 processor = await _rebuild_partition(partition, message.offset)
             started = time.perf_counter()
-            runtime.ticks += runtime.apply_ticks(processor, event.value, partition,
-                                                 message.offset, sinks.reject)
+            applied = runtime.apply_ticks(processor, event.value, partition, message.offset,
+                                          sinks.reject)
+            runtime.ticks += applied
+            sinks.count_ticks(applied)
             runtime.touch(partition)
             await sinks.publish(processor.outbox, produced_ms=message.timestamp)
             sinks.metrics_batch(time.perf_counter() - started)

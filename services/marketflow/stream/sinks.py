@@ -140,6 +140,10 @@ class Sinks:
         for alert in fresh:
             log.info("ALERT %s %s", alert["alert_id"], alert["message"])
 
+    def count_ticks(self, count: int) -> None:
+        if self.metrics is not None and count:
+            self.metrics.observe_ticks(count)
+
     def metrics_batch(self, seconds: float) -> None:
         if self.metrics is not None:
             self.metrics.observe_batch(seconds)

@@ -1,0 +1,1 @@
+"""Alert and figure delivery: Redis (stream, channel, latest hashes) and Slack."""

@@ -1,0 +1,104 @@
+"""Redis sinks: the alerts stream and channel (exactly once per alert id), latest hashes.
+
+Keys (prefix `mf:` by default): stream and channel `{prefix}alerts`; hashes
+`{prefix}latest:index:{symbol}`, `latest:sector:{name}`, `latest:stock:{symbol}`,
+`latest:market`, `latest:southbound:{SH|SZ|total}` with the backtest's fields (rolling
+gains flattened as `rolling_{window}`) plus `ts`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+# Atomic: mark the id seen, and only if it was new append to the stream and publish.
+_PUBLISH_ONCE = """
+local fresh = 0
+for i = 3, #ARGV, 4 do
+  local seen = KEYS[2] .. ARGV[i]
+  if redis.call('SET', seen, '1', 'NX', 'EX', tonumber(ARGV[2])) then
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', tonumber(ARGV[1]), '*',
+               'alert_id', ARGV[i], 'rule_id', ARGV[i + 1], 'subject', ARGV[i + 2],
+               'json', ARGV[i + 3])
+    redis.call('PUBLISH', KEYS[1], ARGV[i + 3])
+    fresh = fresh + 1
+  end
+end
+return fresh
+"""
+
+LATEST_KEYS = {"index": "latest:index:{}", "sector": "latest:sector:{}",
+               "stock": "latest:stock:{}", "market": "latest:market",
+               "southbound": "latest:southbound:{}"}
+_SKIP = {"type", "subject", "final", "trading_date"}
+
+
+def latest_key(prefix: str, snapshot: dict[str, Any]) -> str:
+    return prefix + LATEST_KEYS[snapshot["type"]].format(snapshot["subject"])
+
+
+def latest_fields(snapshot: dict[str, Any]) -> dict[str, str]:
+    """Flat hash fields of a snapshot: numbers as their repr, nested values as JSON."""
+    fields: dict[str, str] = {}
+    for name, value in snapshot.items():
+        if name in _SKIP:
+            continue
+        if name == "rolling":
+            for window, gain in value.items():
+                fields[f"rolling_{window}"] = repr(gain)
+        elif isinstance(value, list | dict):
+            fields[name] = orjson.dumps(value).decode()
+        elif isinstance(value, float | int) and not isinstance(value, bool):
+            fields[name] = repr(value)
+        else:
+            fields[name] = str(value)
+    fields["trading_date"] = str(snapshot.get("trading_date", ""))
+    return fields
+
+
+class RedisAlertSink:
+    def __init__(self, client: aioredis.Redis, prefix: str = "mf:", maxlen: int = 100_000,
+                 ttl_s: int = 3 * 86_400) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.maxlen = maxlen
+        self.ttl_s = ttl_s
+        self._script = client.register_script(_PUBLISH_ONCE)
+
+    async def publish_many(self, alerts: list[dict[str, Any]]) -> int:
+        """Append each alert once (by alert_id); returns how many were new."""
+        if not alerts:
+            return 0
+        args: list[str] = [str(self.maxlen), str(self.ttl_s)]
+        for alert in alerts:
+            args += [alert["alert_id"], alert["rule_id"], alert["subject"],
+                     orjson.dumps(alert).decode()]
+        keys = [f"{self.prefix}alerts", f"{self.prefix}alerts:seen:"]
+        return int(await self._script(keys=keys, args=args))
+
+    async def publish(self, alert: dict[str, Any]) -> bool:
+        return await self.publish_many([alert]) == 1
+
+
+class RedisLatestSink:
+    def __init__(self, client: aioredis.Redis, prefix: str = "mf:") -> None:
+        self.client = client
+        self.prefix = prefix
+
+    async def write_many(self, snapshots: list[dict[str, Any]]) -> None:
+        if not snapshots:
+            return
+        latest: dict[str, dict[str, str]] = {}
+        for snapshot in snapshots:  # the last one per key wins
+            latest[latest_key(self.prefix, snapshot)] = latest_fields(snapshot)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key, fields in latest.items():
+                pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+            await pipe.execute()
+
+
+def connect_sinks(redis_url: str, prefix: str = "mf:") -> tuple[RedisAlertSink, RedisLatestSink]:
+    client = aioredis.Redis.from_url(redis_url)
+    return RedisAlertSink(client, prefix), RedisLatestSink(client, prefix)

@@ -1,0 +1,73 @@
+"""Redis sinks against a real redis-server: each alert once in the stream and channel."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from marketflow.alerts.redis_sink import RedisAlertSink, RedisLatestSink
+
+pytestmark = pytest.mark.integration
+
+
+def alert(n: int) -> dict[str, Any]:
+    return {"alert_id": f"{n:016x}", "rule_id": "hstech-up-2pct", "subject": "HSTECH",
+            "metric": "index.change_pct", "value": 2.01, "message": "HSTECH +2.01%"}
+
+
+def test_alert_published_once_per_id(stack: Any, redis_client: Any) -> None:
+    async def run() -> tuple[int, int, list[bytes]]:
+        client = aioredis.Redis.from_url(stack.redis_url)
+        pubsub = client.pubsub()
+        await pubsub.subscribe("t:alerts")
+        await pubsub.get_message(timeout=1.0)  # subscribe confirmation
+        sink = RedisAlertSink(client, "t:")
+        first = await sink.publish_many([alert(1), alert(2)])
+        again = await sink.publish_many([alert(1), alert(2), alert(3)])
+        messages = []
+        for _ in range(10):
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.3)
+            if message:
+                messages.append(message["data"])
+        await pubsub.aclose()
+        await client.aclose()
+        return first, again, messages
+
+    first, again, messages = asyncio.run(run())
+    assert (first, again) == (2, 1)
+    entries = redis_client.xrange("t:alerts")
+    assert [e[1][b"alert_id"] for e in entries] == [b"0000000000000001", b"0000000000000002",
+                                                   b"0000000000000003"]
+    assert orjson.loads(entries[0][1][b"json"])["subject"] == "HSTECH"
+    assert len(messages) == 3
+
+
+def test_latest_hashes(stack: Any, redis_client: Any) -> None:
+    snapshots = [
+        {"type": "sector", "subject": "AI", "trading_date": "2025-11-24",
+         "ts": "2025-11-24T16:08:00.000+08:00", "final": False, "gain_pct": 3.1,
+         "rolling": {"15m": 0.4, "1m": 0.1}, "top_contributors": [{"symbol": "09988"}]},
+        {"type": "sector", "subject": "AI", "trading_date": "2025-11-24",
+         "ts": "2025-11-24T16:09:00.000+08:00", "final": True, "gain_pct": 3.25,
+         "rolling": {"15m": 0.5, "1m": 0.2}, "top_contributors": []},
+        {"type": "southbound", "subject": "total", "trading_date": "2025-11-24",
+         "ts": "2025-11-24T16:00:00.000+08:00", "final": True, "net_hkd": 8571340000.0},
+        {"type": "market", "subject": "market", "trading_date": "2025-11-24",
+         "ts": "2025-11-24T16:09:00.000+08:00", "final": True, "turnover_hkd": 3.026e11},
+    ]
+
+    async def run() -> None:
+        client = aioredis.Redis.from_url(stack.redis_url)
+        await RedisLatestSink(client, "t:").write_many(snapshots)
+        await client.aclose()
+
+    asyncio.run(run())
+    sector = redis_client.hgetall("t:latest:sector:AI")
+    assert float(sector[b"gain_pct"]) == 3.25 and float(sector[b"rolling_15m"]) == 0.5
+    assert sector[b"ts"] == b"2025-11-24T16:09:00.000+08:00"
+    assert float(redis_client.hget("t:latest:southbound:total", "net_hkd")) == 8571340000.0
+    assert float(redis_client.hget("t:latest:market", "turnover_hkd")) == 3.026e11
