@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from marketflow.schemas import validator
 from tests.integration.harness import (
     SMALL,
     Worker,
@@ -56,6 +57,10 @@ def live_results(bootstrap: str, topics: dict[str, str]) -> tuple[list[dict], di
 
 
 def assert_equal_to_backtest(alerts: list[dict], latest: dict, expected: dict) -> None:
+    for alert in alerts:  # every record the worker wrote validates against its schema
+        assert not list(validator("alert").iter_errors(alert)), alert
+    for snapshot in latest.values():
+        assert not list(validator("snapshot").iter_errors(snapshot)), snapshot
     ids = [a["alert_id"] for a in alerts]
     assert len(ids) == len(set(ids)), "an alert was emitted twice"
     assert sorted(ids) == sorted(a["alert_id"] for a in expected["alerts"])
