@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "marketflow.stream.worker",
     "marketflow.infra.commands",
     "marketflow.ingest.commands",
+    "marketflow.sim.commands",
 )
 
 

@@ -32,7 +32,7 @@ return fresh
 LATEST_KEYS = {"index": "latest:index:{}", "sector": "latest:sector:{}",
                "stock": "latest:stock:{}", "market": "latest:market",
                "southbound": "latest:southbound:{}"}
-_SKIP = {"type", "subject", "final", "trading_date"}
+_SKIP = {"type", "subject", "trading_date"}
 
 
 def latest_key(prefix: str, snapshot: dict[str, Any]) -> str:
@@ -50,7 +50,9 @@ def latest_fields(snapshot: dict[str, Any]) -> dict[str, str]:
                 fields[f"rolling_{window}"] = repr(gain)
         elif isinstance(value, list | dict):
             fields[name] = orjson.dumps(value).decode()
-        elif isinstance(value, float | int) and not isinstance(value, bool):
+        elif isinstance(value, bool):
+            fields[name] = "1" if value else "0"
+        elif isinstance(value, float | int):
             fields[name] = repr(value)
         else:
             fields[name] = str(value)

@@ -104,10 +104,22 @@ class Publisher:
     def publish_lines(self, kind: Kind, lines: Iterable[tuple[int, str, Any]],
                       source_file: str, progress: Callable[[int], None] | None = None,
                       ) -> PublishSummary:
+        return self.publish_mixed(((kind, n, raw, obj) for n, raw, obj in lines),
+                                  source_file, progress)
+
+    def publish_objects(self, kind: Kind, objects: Iterable[dict[str, Any]],
+                        progress: Callable[[int], None] | None = None) -> PublishSummary:
+        """In-memory records: same validation, same dead-lettering."""
+        return self.publish_mixed(((kind, n, "", obj) for n, obj in enumerate(objects, 1)),
+                                  "<memory>", progress)
+
+    def publish_mixed(self, items: Iterable[tuple[Kind, int, str, Any]], source: str,
+                      progress: Callable[[int], None] | None = None) -> PublishSummary:
+        """Ticks and southbound updates interleaved in event-time order (the simulator)."""
         summary = PublishSummary()
         started = time.monotonic()
         self.messages = 0
-        for number, raw, obj in lines:
+        for kind, number, raw, obj in items:
             summary.lines += 1
             try:
                 if isinstance(obj, RecordError):
@@ -115,7 +127,8 @@ class Publisher:
                 records: list[Tick] | list[SouthboundUpdate] = (
                     parse_ticks(obj) if kind == "ticks" else [parse_southbound(obj)])
             except RecordError as error:
-                self._reject(kind, summary, error, raw, source_file, number)
+                self._reject(kind, summary, error, raw or orjson.dumps(obj).decode(),
+                             source, number)
                 continue
             for record in records:
                 self._send(kind, record, summary)
@@ -125,12 +138,6 @@ class Publisher:
         summary.messages = self.messages
         summary.elapsed = time.monotonic() - started
         return summary
-
-    def publish_objects(self, kind: Kind, objects: Iterable[dict[str, Any]],
-                        progress: Callable[[int], None] | None = None) -> PublishSummary:
-        """In-memory records (the simulator): same validation, same dead-lettering."""
-        return self.publish_lines(
-            kind, ((n, "", obj) for n, obj in enumerate(objects, start=1)), "<memory>", progress)
 
     def _reject(self, kind: Kind, summary: PublishSummary, error: RecordError, raw: str,
                 source_file: str, number: int) -> None:

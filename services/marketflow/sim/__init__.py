@@ -1,0 +1,1 @@
+"""A seeded market-day simulator whose end-of-day figures are fitted to a scenario file."""

@@ -1,0 +1,103 @@
+"""`marketflow simulate SCENARIO`: a seeded day, to Kafka or to files."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+import typer
+
+
+def build_generator(scenario_name: str, trades: int | None, seed: int | None) -> Any:
+    from marketflow.core.refdata import ReferenceData
+    from marketflow.settings import Settings
+    from marketflow.sim.generate import Generator
+    from marketflow.sim.scenario import load_scenario
+
+    settings = Settings()
+    scenario = load_scenario(scenario_name)
+    ref = ReferenceData.load(settings.universe, settings.indices)
+    return Generator(scenario, ref, trades, seed)
+
+
+def _open(path: Path) -> IO[bytes]:
+    return gzip.open(path, "wb") if path.suffix == ".gz" else path.open("wb")  # type: ignore[return-value]
+
+
+def write_files(records: Iterator[tuple[str, dict[str, Any]]], ticks: Path,
+                southbound: Path) -> tuple[int, int]:
+    counts = {"ticks": 0, "southbound": 0}
+    with _open(ticks) as tick_out, _open(southbound) as flow_out:
+        outs = {"ticks": tick_out, "southbound": flow_out}
+        for kind, record in records:
+            outs[kind].write(orjson.dumps(record) + b"\n")
+            counts[kind] += 1
+    return counts["ticks"], counts["southbound"]
+
+
+def publish(generator: Any, bootstrap: str, topics: Any, speed: float, batch: int,
+            progress: Any = None) -> Any:
+    from marketflow.ingest.publisher import Publisher
+
+    publisher = Publisher(bootstrap, topics, batch=batch, speed=speed)
+    try:
+        items = ((kind, n, "", record)
+                 for n, (kind, record) in enumerate(generator.records(), start=1))
+        return publisher.publish_mixed(items, f"scenario {generator.scenario.name}", progress)
+    finally:
+        publisher.close()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def simulate(
+        scenario: str = typer.Argument("2025-11-24",
+                                       help="A scenario YAML file, or a bundled name."),
+        speed: float = typer.Option(0.0, help="X times real time; 0 = as fast as possible."),
+        trades: int | None = typer.Option(None, min=1, help="Trade ticks (default: scenario)."),
+        seed: int | None = typer.Option(None, help="Random seed (default: scenario)."),
+        batch: int = typer.Option(50, min=1, help="Ticks per Kafka message."),
+        out_ticks: Path | None = typer.Option(None, help="Write ticks here (JSON lines, "
+                                                         ".gz ok) instead of publishing."),
+        out_southbound: Path | None = typer.Option(None, help="Write southbound updates here."),
+    ) -> None:
+        """Simulate a market day fitted to SCENARIO's targets; publish it or write files."""
+        from rich.console import Console
+
+        from marketflow.core.refdata import ReferenceDataError
+        from marketflow.sim.scenario import ScenarioError
+
+        console = Console(stderr=True)
+        try:
+            generator = build_generator(scenario, trades, seed)
+        except (ScenarioError, ReferenceDataError) as error:
+            console.print(f"error: {error}")
+            raise typer.Exit(2) from None
+        if out_ticks or out_southbound:
+            if not (out_ticks and out_southbound):
+                console.print("error: give both --out-ticks and --out-southbound")
+                raise typer.Exit(2)
+            n_ticks, n_flows = write_files(generator.records(), out_ticks, out_southbound)
+            console.print(f"wrote {n_ticks:,} ticks to {out_ticks} and {n_flows:,} southbound "
+                          f"updates to {out_southbound}")
+            return
+        from marketflow.infra.embedded import StackError, check_reachable, resolve_endpoints
+        from marketflow.infra.topics import ensure_topics
+        from marketflow.ingest.publisher import BrokerUnavailable
+        from marketflow.settings import Settings
+
+        settings = Settings()
+        try:
+            endpoints = resolve_endpoints(settings)
+            check_reachable(endpoints.bootstrap)
+            ensure_topics(endpoints.bootstrap, settings)
+            summary = publish(generator, endpoints.bootstrap, settings.topics, speed, batch)
+        except (StackError, BrokerUnavailable) as error:
+            console.print(f"error: {error}")
+            raise typer.Exit(1) from None
+        console.print(f"published {summary.sent:,} records in {summary.messages:,} messages, "
+                      f"{summary.elapsed:.1f}s ({summary.rate:,.0f}/s); rejected "
+                      f"{sum(summary.rejected.values())}")
