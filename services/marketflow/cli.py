@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "marketflow.infra.commands",
     "marketflow.ingest.commands",
     "marketflow.sim.commands",
+    "marketflow.demo",
 )
 
 
