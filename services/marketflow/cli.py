@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "marketflow.ingest.commands",
     "marketflow.sim.commands",
     "marketflow.demo",
+    "marketflow.alerts.commands",
 )
 
 

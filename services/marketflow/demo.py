@@ -79,9 +79,9 @@ def read_summary(redis_url: str, prefix: str) -> dict[str, Any]:
 
     def hashes(pattern: str) -> dict[str, dict[str, str]]:
         keys = sorted(client.scan_iter(f"{prefix}{pattern}"))
-        return {key.rsplit(":", 1)[-1]: client.hgetall(key) for key in keys}
+        return {key.rsplit(":", 1)[-1]: client.hgetall(key) for key in keys}  # type: ignore[misc]
 
-    def number(value: str) -> float:
+    def number(value: Any) -> float:
         return float(value)
 
     indices = {k: {"level": number(v["level"]), "change_pct": number(v["change_pct"])}
@@ -93,11 +93,12 @@ def read_summary(redis_url: str, prefix: str) -> dict[str, Any]:
                    "turnover_hkd": number(v["turnover_hkd"]),
                    "rolling_15m": number(v.get("rolling_15m", "nan"))}
                for k, v in hashes("latest:sector:*").items()}
-    market_raw = client.hgetall(f"{prefix}latest:market")
+    market_raw: dict[str, str] = client.hgetall(f"{prefix}latest:market")  # type: ignore[assignment]
     southbound = {k: {"buy_hkd": number(v["buy_hkd"]), "sell_hkd": number(v["sell_hkd"]),
                       "net_hkd": number(v["net_hkd"])}
                   for k, v in hashes("latest:southbound:*").items()}
-    alerts = [orjson.loads(fields["json"]) for _, fields in client.xrange(f"{prefix}alerts")]
+    entries: Any = client.xrange(f"{prefix}alerts")
+    alerts = [orjson.loads(fields["json"]) for _, fields in entries]
     client.close()
     return {
         "indices": indices, "stocks": stocks, "sectors": sectors,
