@@ -63,7 +63,9 @@ class FakeSlack:
         for payload in self.accepted:
             for block in payload["blocks"]:
                 text = json.dumps(block)
-                if (block["type"] == "context" and "alert `" in text) or (block["type"] == "section" and "`" in text and "```" not in text):
+                single = block["type"] == "context" and "alert `" in text
+                digest_line = block["type"] == "section" and "`" in text and "```" not in text
+                if single or digest_line:
                     ids += ID.findall(text)
         return ids
 
