@@ -1,0 +1,486 @@
+"""`make bench`: every figure of issue 6 from one run, against the embedded broker.
+
+  a. worker throughput over a simulated day (ticks/s, md.ticks -> every output)
+  b. the same job as a plain Faust agent, one JSON tick per record (baseline)
+  c. the same job in Quix Streams (if it runs against the broker; else why not)
+  d. core only: in-process, and `marketflow backtest` as a whole process
+  e. latency at a paced 20k ticks/s: tick produced -> stock/index alert in Redis, and
+     frame close -> sector/market alert in Redis (p50/p99/p99.9)
+  f. peak RSS of the worker over the day
+  g. time to recover a worker's full-day state after kill -9
+
+Writes bench-report.json and prints a table. Not part of `make test`: speed is measured
+here, never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from marketflow.core.pipeline import Pipeline
+from marketflow.core.records import parse_tick
+from marketflow.core.refdata import ReferenceData
+from marketflow.core.rules import load_rules
+from marketflow.infra.embedded import EmbeddedStack
+from marketflow.ingest.partitioner import partition_for
+from marketflow.settings import PACKAGE_DATA
+from marketflow.sim.generate import Generator
+from marketflow.sim.scenario import load_scenario
+
+ROOT = Path(__file__).parents[2]
+UNIVERSE, INDICES = PACKAGE_DATA / "universe.csv", PACKAGE_DATA / "indices.csv"
+PARTITIONS = 8
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def topics_env(prefix: str) -> dict[str, str]:
+    fields = ("ticks", "southbound", "indices", "sectors", "stocks", "market", "alerts",
+              "deadletter", "partials")
+    return {f"MARKETFLOW_TOPIC_{f.upper()}": f"{prefix}.{f}" for f in fields}
+
+
+def base_env(stack: EmbeddedStack, prefix: str, state: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ, MARKETFLOW_KAFKA_BOOTSTRAP=stack.bootstrap,
+               MARKETFLOW_REDIS_URL=stack.redis_url, MARKETFLOW_APP_ID=f"bench-{prefix}",
+               MARKETFLOW_REDIS_PREFIX=f"{prefix}:", MARKETFLOW_STATE_DIR=str(state),
+               MARKETFLOW_EMBEDDED="1", **topics_env(prefix))
+    env.update(extra)
+    return env
+
+
+def ensure(env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, "-m", "marketflow.cli", "topics", "--create"], env=env,
+                   check=True, capture_output=True)
+
+
+class WorkerProc:
+    def __init__(self, env: dict[str, str], state: Path, name: str) -> None:
+        self.metrics_port = free_port()
+        self.log_path = state / f"{name}.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "marketflow.cli", "worker", "--web-port", str(free_port()),
+             "--datadir", str(state / name), "--metrics-port", str(self.metrics_port),
+             "--loglevel", "warning"],
+            env=env, stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT,
+            start_new_session=True)
+
+    def ticks(self) -> float:
+        import urllib.request
+
+        try:
+            body = urllib.request.urlopen(
+                f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=1).read().decode()
+        except OSError:
+            return -1.0
+        for line in body.splitlines():
+            if line.startswith("marketflow_ticks_total "):
+                return float(line.split()[1])
+        return 0.0
+
+    def rss_mb(self) -> float:
+        import psutil
+
+        try:
+            return psutil.Process(self.proc.pid).memory_info().rss / 2**20
+        except psutil.Error:
+            return 0.0
+
+    def kill(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=30)
+
+
+async def produce_day(bootstrap: str, topic: str, generator: Generator, batch: int,
+                      dump: Path | None) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20,
+                                max_batch_size=4 << 20, max_request_size=16 << 20)
+    await producer.start()
+    pending: dict[int, list[dict[str, Any]]] = {}
+    count = 0
+    out = dump.open("wb") if dump else None
+    try:
+        for kind, record in generator.records():
+            if kind != "ticks":
+                continue
+            count += 1
+            if out:
+                out.write(orjson.dumps(record) + b"\n")
+            part = partition_for(record["symbol"], PARTITIONS)
+            items = pending.setdefault(part, [])
+            items.append(record)
+            if len(items) >= batch:
+                await producer.send(topic, orjson.dumps(items), partition=part)
+                pending[part] = []
+        for part, items in pending.items():
+            if items:
+                await producer.send(topic, orjson.dumps(items), partition=part)
+        await producer.flush()
+    finally:
+        await producer.stop()
+        if out:
+            out.close()
+    return count
+
+
+def wait_ticks(worker: WorkerProc, expected: int, timeout: float,
+               rss: list[float] | None = None) -> tuple[float, float]:
+    """Poll /metrics until the worker has applied `expected` ticks: (start, end) times."""
+    start = end = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.proc.poll() is not None:
+            raise RuntimeError(f"worker exited; see {worker.log_path}")
+        seen = worker.ticks()
+        now = time.perf_counter()
+        if rss is not None:
+            rss.append(worker.rss_mb())
+        if seen > 0 and start is None:
+            start = now
+        if seen >= expected:
+            end = now
+            break
+        time.sleep(0.05)
+    if start is None or end is None:
+        raise RuntimeError(f"worker did not apply {expected} ticks in {timeout}s")
+    return start, end
+
+
+def throughput_and_recovery(stack: EmbeddedStack, state: Path, trades: int) -> dict[str, Any]:
+    prefix = f"day{uuid.uuid4().hex[:6]}"
+    env = base_env(stack, prefix, state)
+    ensure(env)
+    generator = Generator(load_scenario("2025-11-24"), ReferenceData.load(UNIVERSE, INDICES),
+                          trades=trades)
+    dump = state / "day-ticks.jsonl"
+    log(f"producing a simulated day of {trades:,} trades (batches of 100 ticks) ...")
+    count = asyncio.run(produce_day(stack.bootstrap, f"{prefix}.ticks", generator, 100, dump))
+    log(f"{count:,} ticks in md.ticks; starting the worker")
+    worker = WorkerProc(env, state, "worker-day")
+    rss: list[float] = []
+    try:
+        start, end = wait_ticks(worker, count, 900, rss)
+    finally:
+        worker.kill(signal.SIGKILL)
+    seconds = end - start
+    log(f"worker: {count / seconds:,.0f} ticks/s; peak RSS {max(rss):.0f} MB; kill -9")
+    # g. recovery: a new worker, one new tick per partition; time until all are applied
+    restart = time.perf_counter()
+    second = WorkerProc(env, state, "worker-recovered")
+    try:
+        symbols = {partition_for(s, PARTITIONS): s for s in generator.ref.stocks}
+        ts = 1_763_971_800_000 + 1  # 16:10 HKT + 1 ms on the demo day
+        probes = [{"symbol": symbol, "ts": ts,
+                   "price": generator.ref.stocks[symbol].prev_close / 1000,
+                   "qty": generator.ref.stocks[symbol].lot_size}
+                  for _, symbol in sorted(symbols.items())]
+
+        async def send_probes() -> None:
+            producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
+            await producer.start()
+            for probe in probes:
+                await producer.send_and_wait(f"{prefix}.ticks", orjson.dumps(probe),
+                                             key=probe["symbol"].encode())
+            await producer.stop()
+
+        asyncio.run(send_probes())
+        _, recovered = wait_ticks(second, len(probes), 300)
+    finally:
+        second.kill()
+    return {"ticks": count, "seconds": seconds, "ticks_per_s": count / seconds,
+            "peak_rss_mb": max(rss), "recovery_s": recovered - restart,
+            "recovery_partitions": len(probes), "dump": str(dump)}
+
+
+def baseline(module: str, stack: EmbeddedStack, state: Path, n: int) -> dict[str, Any]:
+    topic = f"base-{module}-{uuid.uuid4().hex[:6]}"
+    subprocess.run([sys.executable, "-m", "marketflow.cli", "topics"], capture_output=True,
+                   env=dict(os.environ, MARKETFLOW_KAFKA_BOOTSTRAP=stack.bootstrap))
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=stack.bootstrap)
+    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    admin.close()
+    generator = Generator(load_scenario("2025-11-24"), ReferenceData.load(UNIVERSE, INDICES),
+                          trades=n)
+
+    async def produce() -> int:
+        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks=1, linger_ms=20)
+        await producer.start()
+        sent = 0
+        for kind, record in generator.records():
+            if kind == "ticks" and record["kind"] == "trade" and sent < n:
+                await producer.send(topic, orjson.dumps(record), key=record["symbol"].encode())
+                sent += 1
+        await producer.flush()
+        await producer.stop()
+        return sent
+
+    sent = asyncio.run(produce())
+    log(f"{module}: {sent:,} single-tick records produced; running the baseline")
+    done = subprocess.run(
+        [sys.executable, "-m", f"tests.bench.{module}", stack.bootstrap, topic, str(UNIVERSE),
+         str(sent), f"g-{topic}"], capture_output=True, text=True, timeout=900, cwd=ROOT,
+        start_new_session=True)
+    for line in done.stdout.splitlines()[::-1]:
+        if line.startswith("{"):
+            result = json.loads(line)
+            if "seconds" in result:
+                result["ticks_per_s"] = result["ticks"] / result["seconds"]
+            return result
+    return {"error": f"no result (exit {done.returncode}): {done.stderr[-500:]}"}
+
+
+def core_only(dump: Path, limit: int) -> dict[str, Any]:
+    ref = ReferenceData.load(UNIVERSE, INDICES)
+    lines = []
+    with dump.open("rb") as handle:
+        for n, line in enumerate(handle):
+            if n >= limit:
+                break
+            lines.append(line)
+    started = time.perf_counter()
+    ticks = [parse_tick(orjson.loads(line)) for line in lines]
+    parsed = time.perf_counter()
+    pipeline = Pipeline(ref, load_rules(PACKAGE_DATA / "rules.yaml"))
+    for tick in ticks:
+        pipeline.on_tick(tick)
+    pipeline.finish()
+    done = time.perf_counter()
+    path = dump.with_name("core-ticks.jsonl")
+    path.write_bytes(b"".join(lines))
+    whole = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "marketflow.cli", "backtest", "--universe",
+                    str(UNIVERSE), "--indices", str(INDICES), "--rules",
+                    str(PACKAGE_DATA / "rules.yaml"), "--ticks", str(path), "--json"],
+                   check=True, stdout=subprocess.DEVNULL)
+    whole_s = time.perf_counter() - whole
+    return {"ticks": len(ticks), "core_ticks_per_s": len(ticks) / (done - parsed),
+            "parse_and_core_ticks_per_s": len(ticks) / (done - started),
+            "backtest_process_ticks_per_s": len(ticks) / whole_s, "backtest_process_s": whole_s}
+
+
+BENCH_RULES = """
+rules:
+  - {id: stock-up, metric: stock.change_pct, op: ">=", threshold: 1.0, hysteresis: 0.5,
+     max_per_day: 1000000}
+  - {id: stock-down, metric: stock.change_pct, op: "<=", threshold: -1.0, hysteresis: 0.5,
+     max_per_day: 1000000}
+  - {id: sector-up, metric: sector.gain_pct, op: ">=", threshold: 0.3, hysteresis: 0.2,
+     max_per_day: 1000000}
+  - {id: sector-down, metric: sector.gain_pct, op: "<=", threshold: -0.3, hysteresis: 0.2,
+     max_per_day: 1000000}
+"""
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"count": 0}
+    ordered = sorted(values)
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    return {"count": len(ordered), "p50_ms": pick(0.5), "p99_ms": pick(0.99),
+            "p999_ms": pick(0.999), "max_ms": ordered[-1] * 1000}
+
+
+def latency(stack: EmbeddedStack, state: Path, rate: int, seconds: float) -> dict[str, Any]:
+    import math
+    import random
+    from bisect import bisect_left
+
+    import redis
+
+    from marketflow.sim.market import round_to_grid
+
+    prefix = f"lat{uuid.uuid4().hex[:6]}"
+    rules = state / "bench-rules.yaml"
+    rules.write_text(BENCH_RULES)
+    env = base_env(stack, prefix, state, MARKETFLOW_RULES=str(rules))
+    ensure(env)
+    worker = WorkerProc(env, state, "worker-latency")
+    arrivals: list[tuple[float, dict[str, Any]]] = []
+    client = redis.Redis.from_url(stack.redis_url)
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(f"{prefix}:alerts")
+    stop = threading.Event()
+
+    def listen() -> None:
+        while not stop.is_set():
+            message = pubsub.get_message(timeout=0.1)
+            if message is not None:
+                arrivals.append((time.time(), orjson.loads(message["data"])))
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    ref = ReferenceData.load(UNIVERSE, INDICES)
+    symbols = list(ref.stocks)
+    rng = random.Random(3)
+    phases = {s: rng.uniform(0, 0.6) for s in symbols}
+    produced: dict[tuple[str, int], float] = {}
+    batches: list[tuple[int, float]] = []  # (max event time in the batch, wall time sent)
+    day_base = 1_763_949_600_000  # 2025-11-24 10:00 HKT
+
+    async def pace() -> int:
+        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks=1, linger_ms=0)
+        await producer.start()
+        start = time.time()
+        sent = 0
+        seq: dict[str, int] = {}
+        while (now := time.time()) - start < seconds:
+            due = int((now - start) * rate) - sent
+            pending: dict[int, list[dict[str, Any]]] = {}
+            ts = day_base + int((now - start) * 1000)
+            for _ in range(max(0, due)):
+                symbol = rng.choice(symbols)
+                prev = ref.stocks[symbol].prev_close
+                wave = 0.016 * math.sin(2 * math.pi * ((now - start) / 6 + phases[symbol]))
+                price = round_to_grid(prev * (1 + wave + rng.gauss(0, 0.0005)))
+                seq[symbol] = seq.get(symbol, 0) + 1
+                tick = {"symbol": symbol, "ts": ts, "price": price / 1000,
+                        "qty": ref.stocks[symbol].lot_size, "seq": seq[symbol]}
+                pending.setdefault(partition_for(symbol, PARTITIONS), []).append(tick)
+                produced.setdefault((symbol, ts), now)
+            for part, items in pending.items():
+                await producer.send(f"{prefix}.ticks", orjson.dumps(items), partition=part)
+            sent += max(0, due)
+            batches.append((ts, now))
+            await asyncio.sleep(0.004)
+        await producer.flush()
+        await producer.stop()
+        return sent
+
+    try:
+        wait_until = time.monotonic() + 30
+        while worker.ticks() < 0 and time.monotonic() < wait_until:
+            time.sleep(0.2)
+        time.sleep(5)  # the consumer group forms (session timeout 3 s)
+        log(f"latency: producing {rate:,} ticks/s for {seconds:.0f}s")
+        sent = asyncio.run(pace())
+        time.sleep(4)
+    finally:
+        stop.set()
+        listener.join(timeout=2)
+        worker.kill()
+        pubsub.close()
+        client.close()
+    tick_latency, frame_latency = [], []
+    batch_ts = [b[0] for b in batches]
+    from marketflow.core.timeutil import from_datetime
+
+    for arrived, alert in arrivals:
+        import datetime as dt
+
+        ts = from_datetime(dt.datetime.fromisoformat(alert["ts"]))
+        if alert["metric"] == "stock.change_pct":
+            when = produced.get((alert["subject"], ts))
+            if when is not None:
+                tick_latency.append(arrived - when)
+        else:  # frame end ts: closed when event time ts was first produced
+            i = bisect_left(batch_ts, ts)
+            if i < len(batches):
+                frame_latency.append(arrived - batches[i][1])
+    return {"rate": rate, "ticks": sent, "alerts": len(arrivals),
+            "tick_to_alert": percentiles(tick_latency),
+            "frame_to_alert": percentiles(frame_latency)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trades", type=int, default=3_000_000, help="trades in the day (a)")
+    parser.add_argument("--baseline-ticks", type=int, default=200_000)
+    parser.add_argument("--latency-rate", type=int, default=20_000)
+    parser.add_argument("--latency-seconds", type=float, default=15.0)
+    parser.add_argument("--core-ticks", type=int, default=1_000_000)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-report.json")
+    parser.add_argument("--skip", nargs="*", default=[], help="a b c d e f g to skip")
+    args = parser.parse_args()
+    report: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
+    with tempfile.TemporaryDirectory(prefix="mf-bench-") as tmp:
+        state = Path(tmp)
+        stack = EmbeddedStack.start(state / "stack", owned=True)
+        try:
+            day = throughput_and_recovery(stack, state, args.trades)
+            report["a_worker"] = {k: day[k] for k in ("ticks", "seconds", "ticks_per_s")}
+            report["f_peak_rss_mb"] = day["peak_rss_mb"]
+            report["g_recovery_s"] = day["recovery_s"]
+            report["d_core"] = core_only(Path(day["dump"]), args.core_ticks)
+            log(f"core: {report['d_core']}")
+            report["b_faust_baseline"] = baseline("baseline_faust", stack, state,
+                                                  args.baseline_ticks)
+            log(f"faust baseline: {report['b_faust_baseline']}")
+            report["c_quix"] = baseline("baseline_quix", stack, state, args.baseline_ticks)
+            log(f"quix: {report['c_quix']}")
+            report["e_latency"] = latency(stack, state, args.latency_rate, args.latency_seconds)
+        finally:
+            stack.stop()
+    worker = report["a_worker"]["ticks_per_s"]
+    for key in ("b_faust_baseline", "c_quix"):
+        rate = report[key].get("ticks_per_s")
+        report[key]["worker_ratio"] = worker / rate if rate else None
+    args.out.write_text(json.dumps(report, indent=2))
+    print_table(report)
+    print(f"\nreport: {args.out}")
+
+
+def print_table(report: dict[str, Any]) -> None:
+    a, d, e = report["a_worker"], report["d_core"], report["e_latency"]
+    b, c = report["b_faust_baseline"], report["c_quix"]
+
+    def rate(result: dict[str, Any]) -> str:
+        if "ticks_per_s" in result:
+            return f"{result['ticks_per_s']:>12,.0f} ticks/s"
+        return f"error: {result.get('error', '?')[:60]}"
+
+    rows = [
+        ("a", "worker, full simulated day", rate(a), "goal >= 200,000/s"),
+        ("b", "plain Faust agent (baseline)", rate(b),
+         f"worker = {b.get('worker_ratio') or 0:.1f}x (goal >= 15x)"),
+        ("c", "Quix Streams", rate(c), f"worker = {c.get('worker_ratio') or 0:.2f}x"),
+        ("d", "core in-process", f"{d['core_ticks_per_s']:>12,.0f} ticks/s", "goal >= 500,000/s"),
+        ("d", "parse + core in-process", f"{d['parse_and_core_ticks_per_s']:>12,.0f} ticks/s", ""),
+        ("d", "marketflow backtest process", f"{d['backtest_process_ticks_per_s']:>12,.0f} "
+                                             "ticks/s", "goal >= 250,000/s"),
+        ("e", f"tick -> alert @ {e['rate']:,}/s",
+         f"p50 {e['tick_to_alert'].get('p50_ms', 0):.1f} p99 "
+         f"{e['tick_to_alert'].get('p99_ms', 0):.1f} p99.9 "
+         f"{e['tick_to_alert'].get('p999_ms', 0):.1f} ms", "goal p99 <= 50 ms"),
+        ("e", "frame close -> alert",
+         f"p50 {e['frame_to_alert'].get('p50_ms', 0):.1f} p99 "
+         f"{e['frame_to_alert'].get('p99_ms', 0):.1f} p99.9 "
+         f"{e['frame_to_alert'].get('p999_ms', 0):.1f} ms", "goal p99 <= 50 ms"),
+        ("f", "worker peak RSS", f"{report['f_peak_rss_mb']:>12,.0f} MB", "goal < 500 MB"),
+        ("g", "recovery after kill -9", f"{report['g_recovery_s']:>12.1f} s", "goal <= 30 s"),
+    ]
+    for row in rows:
+        print(f"{row[0]}  {row[1]:<32} {row[2]:<44} {row[3]}")
+
+
+if __name__ == "__main__":
+    main()
