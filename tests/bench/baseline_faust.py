@@ -25,6 +25,14 @@ class Tick(faust.Record, serializer="json"):
     kind: str = "trade"
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def main(bootstrap: str, topic: str, universe: str, expected: int, app_id: str) -> None:
     members: dict[str, list[str]] = {}
     floats: dict[str, float] = {}
@@ -36,7 +44,8 @@ def main(bootstrap: str, topic: str, universe: str, expected: int, app_id: str) 
             members[row["symbol"]] = row["sectors"].split(";")
     app = faust.App(app_id, broker=f"kafka://{bootstrap}", store="memory://",
                     broker_session_timeout=3, broker_heartbeat_interval=0.5,
-                    web_enabled=False, web_port=0, consumer_auto_offset_reset="earliest",
+                    web_enabled=False, web_host="127.0.0.1", web_port=_free_port(),
+                    consumer_auto_offset_reset="earliest", datadir=f"/tmp/{app_id}",
                     topic_allow_declare=False)
     ticks = app.topic(topic, value_type=Tick)
     last: dict[str, float] = {}

@@ -112,6 +112,8 @@ class PartitionProcessor:
         self.frame_ticks = 0
         self.changed: set[str] = set()
         self.changed_indices: set[str] = set()
+        self._due_stocks: set[str] = set()
+        self._due_indices: set[str] = set()
         self.closed: list[FrameGroup] = []
         self.engine.reset_day()
 
@@ -124,24 +126,32 @@ class PartitionProcessor:
             FrameGroup(self.day, self.frame, self.frame_ticks, stocks, self.market_turnover)
         )
         if self.emit_snapshots:
-            self._frame_snapshots()
+            self._due_stocks |= self.changed
+            self._due_indices |= self.changed_indices
         self.changed = set()
         self.changed_indices = set()
         self.frame_ticks = 0
 
-    def _frame_snapshots(self) -> None:
+    def _flush_snapshots(self) -> None:
+        """One snapshot per stock or index changed in the frames closed since the last
+        flush: at most one per key per frame (a second of event time), the latest."""
         snapshots = self.outbox.snapshots
-        for symbol in sorted(self.changed):
+        for symbol in sorted(self._due_stocks):
             snapshots.append(self.stock_snapshot(self.stocks[symbol], final=False))
-        for symbol in sorted(self.changed_indices):
+        for symbol in sorted(self._due_indices):
             snapshots.append(self.index_snapshot(self.indices[symbol], final=False))
+        self._due_stocks = set()
+        self._due_indices = set()
 
     def emit_partial(self) -> None:
+        """Hand over the closed frame groups (and the snapshots they make due)."""
         if self.closed:
             self.outbox.partials.append(
                 FramePartial(self.source, self.watermark, tuple(self.closed))
             )
             self.closed = []
+        if self._due_stocks or self._due_indices:
+            self._flush_snapshots()
 
     def flush(self) -> None:
         """Close the open frame and emit every closed group (end of input, or idle)."""

@@ -9,6 +9,7 @@ integers that do not depend on the order ticks were added in.
 from __future__ import annotations
 
 import functools
+import heapq
 import math
 from bisect import bisect_right
 from collections.abc import Iterable
@@ -23,6 +24,7 @@ SECTOR_METRICS = (
     "sector.gain_pct", "sector.eq_gain_pct", "sector.turnover_hkd", "market.turnover_hkd",
 )
 TOP_CONTRIBUTORS = 5
+CONTRIBUTORS_EVERY_MS = 10_000
 
 
 class SectorBook:
@@ -157,6 +159,8 @@ class SectorAggregator:
         self.day: int | None = None
         self.market_parts: dict[int, int] = {}  # source -> its cumulative market turnover
         self.pending: dict[int, list[tuple[int, FrameGroup]]] = {}
+        self._pending_frames: list[int] = []  # heap of the keys of `pending`
+        self._snapshot_due = False
         self.closed_through = -1
         self.last_frame: int | None = None
         self.history_frames: list[int] = []
@@ -164,6 +168,8 @@ class SectorAggregator:
         self.watermarks: dict[int, int] = {}
         self.stale_groups = 0
         self._emitted_ms: dict[str, int] = {}
+        self._contributors: dict[int, list[dict[str, Any]]] = {}
+        self._contributors_at = -CONTRIBUTORS_EVERY_MS
 
     # -- input -----------------------------------------------------------------------
 
@@ -176,17 +182,26 @@ class SectorAggregator:
                     continue
                 frame = self.closed_through + 1  # late: it applies to the next open frame
                 group = FrameGroup(group.day, frame, 0, group.stocks, group.market_turnover)
-            self.pending.setdefault(frame, []).append((partial.source, group))
+            if frame not in self.pending:
+                self.pending[frame] = []
+                heapq.heappush(self._pending_frames, frame)
+            self.pending[frame].append((partial.source, group))
         if partial.watermark > self.watermarks.get(partial.source, -1):
             self.watermarks[partial.source] = partial.watermark
 
     def close_through(self, frame_limit: int) -> None:
-        """Evaluate every pending frame <= frame_limit, in order."""
-        if self.pending:
-            for frame in sorted(k for k in self.pending if k <= frame_limit):
-                self._evaluate(frame, self.pending.pop(frame))
+        """Evaluate every pending frame <= frame_limit, in order; then emit one snapshot
+        per sector touched by them (the latest), and of the market."""
+        heap = self._pending_frames
+        while heap and heap[0] <= frame_limit:
+            frame = heapq.heappop(heap)
+            self._evaluate(frame, self.pending.pop(frame))
         if frame_limit > self.closed_through:
             self.closed_through = frame_limit
+        if self._snapshot_due and self.last_frame is not None:
+            self._emit(self.last_frame, final=False)
+            self._snapshot_due = False
+            self.book.touched.clear()
 
     def close_until_watermark(self, watermark: int) -> None:
         """Close the frames whose end is at or before `watermark` (event time)."""
@@ -213,6 +228,9 @@ class SectorAggregator:
     def _evaluate(self, frame: int, groups: list[tuple[int, FrameGroup]]) -> None:
         day = day_number(frame * self.frame_ms)
         if self.day is None or day > self.day:
+            if self._snapshot_due and self.last_frame is not None:
+                self._emit(self.last_frame, final=False)  # the old day's, before the reset
+                self._snapshot_due = False
             self._start_day(day)
         book = self.book
         ticks = 0
@@ -233,8 +251,9 @@ class SectorAggregator:
         self._record_history(frame)
         self._evaluate_rules(frame)
         if self.emit_snapshots:
-            self._emit(frame, final=False)
-        book.touched.clear()
+            self._snapshot_due = True
+        else:
+            book.touched.clear()
 
     def _record_history(self, frame: int) -> None:
         self.history_frames.append(frame)
@@ -300,12 +319,14 @@ class SectorAggregator:
     # -- records ---------------------------------------------------------------------
 
     def _sector_evidence(self, frame: int, s: int) -> dict[str, Any]:
-        figures = self.sector_figures(frame, s)
+        figures = self.sector_figures(frame, s, self._lookback(frame))
         figures["top_contributors"] = self.book.top_contributors(s)
         figures["level"] = self.book.cap_num[s] / self.book.cap_den[s]
         return figures
 
-    def sector_figures(self, frame: int, s: int) -> dict[str, Any]:
+    def sector_figures(self, frame: int, s: int,
+                       lookback: list[tuple[str, tuple[int, ...] | None]] | None = None,
+                       ) -> dict[str, Any]:
         book = self.book
         return {
             "gain_pct": book.gain_pct(s),
@@ -314,7 +335,7 @@ class SectorAggregator:
             "advancers": book.advancers[s],
             "decliners": book.decliners[s],
             "unchanged": book.unchanged[s],
-            "rolling": self.rolling(frame, s),
+            "rolling": self.rolling(frame, s, lookback),
         }
 
     def _market_figures(self) -> dict[str, Any]:
@@ -332,14 +353,22 @@ class SectorAggregator:
         book = self.book
         snapshots = self.outbox.snapshots
         sectors = range(len(book.names)) if final else sorted(book.touched)
+        lookback = self._lookback(frame)
+        # contributors cost O(members): fresh every `CONTRIBUTORS_EVERY_MS` of event time
+        # and at the session end; alerts always compute them fresh for their evidence
+        refresh = final or end - self._contributors_at >= CONTRIBUTORS_EVERY_MS
+        if refresh:
+            self._contributors_at = end
         for s in sectors:
             name = book.names[s]
             if not final and not self._due(f"sector:{name}", end):
                 continue
             record = {"type": "sector", "subject": name, **head,
                       "level": book.cap_num[s] / book.cap_den[s]}
-            record.update(self.sector_figures(frame, s))
-            record["top_contributors"] = book.top_contributors(s)
+            record.update(self.sector_figures(frame, s, lookback))
+            if refresh or s not in self._contributors:
+                self._contributors[s] = book.top_contributors(s)
+            record["top_contributors"] = self._contributors[s]
             snapshots.append(record)
         if final or self._due("market", end):
             snapshots.append({"type": "market", "subject": "market", **head,
