@@ -243,10 +243,16 @@ def baseline(module: str, stack: EmbeddedStack, state: Path, n: int) -> dict[str
 
     sent = asyncio.run(produce())
     log(f"{module}: {sent:,} single-tick records produced; running the baseline")
-    done = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", f"tests.bench.{module}", stack.bootstrap, topic, str(UNIVERSE),
-         str(sent), f"g-{topic}"], capture_output=True, text=True, timeout=900, cwd=ROOT,
-        start_new_session=True)
+         str(sent), f"g-{topic}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     for line in done.stdout.splitlines()[::-1]:
         if line.startswith("{"):
             result = json.loads(line)

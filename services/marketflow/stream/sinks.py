@@ -52,6 +52,7 @@ class Sinks:
         self._rejects: list[tuple[bytes, str]] = []
         self.alerts_emitted = 0
         self._lock = asyncio.Lock()
+        self._latest: dict[tuple[str, str], dict[str, Any]] = {}
 
     async def start(self) -> None:
         async with self._lock:
@@ -107,17 +108,16 @@ class Sinks:
 
     async def _snapshots(self, snapshots: list[dict[str, Any]]) -> None:
         topics = self.topics
-        by_topic: dict[str, list[tuple[bytes, bytes]]] = {}
+        by_topic: dict[str, list[tuple[bytes | None, bytes]]] = {}
         for snapshot in snapshots:
             topic = getattr(topics, _SNAPSHOT_TOPIC[snapshot["type"]])
             by_topic.setdefault(topic, []).append(
                 (snapshot_key(snapshot).encode(), orjson.dumps(snapshot)))
         for topic, messages in by_topic.items():
             await self._send_many(topic, messages)
-        if self.redis_latest is not None:
-            await self.redis_latest.write_many(snapshots)
-        if self.metrics is not None:
-            self.metrics.observe_snapshots(snapshots)
+        # Redis hashes and gauges hold only the latest value: coalesce, write on flush()
+        for snapshot in snapshots:
+            self._latest[(snapshot["type"], snapshot["subject"])] = snapshot
 
     async def _send_many(self, topic: str, messages: list[tuple[bytes | None, bytes]],
                          partition: int = 0) -> None:
@@ -169,7 +169,19 @@ class Sinks:
         if self.metrics is not None:
             self.metrics.observe_frame(seconds)
 
+    async def flush_latest(self) -> None:
+        """Write the coalesced latest snapshots to Redis and the gauges (a timer calls this
+        every 100 ms: dashboards see each figure within that)."""
+        if not self._latest:
+            return
+        latest, self._latest = list(self._latest.values()), {}
+        if self.redis_latest is not None:
+            await self.redis_latest.write_many(latest)
+        if self.metrics is not None:
+            self.metrics.observe_snapshots(latest)
+
     async def flush(self) -> None:
+        await self.flush_latest()
         if self.producer is None:
             return
         inflight, self._inflight = self._inflight, []
