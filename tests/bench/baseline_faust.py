@@ -71,7 +71,7 @@ def main(bootstrap: str, topic: str, universe: str, expected: int, app_id: str) 
                 print(json.dumps({"ticks": state["n"], "seconds": seconds}), flush=True)
                 os._exit(0)  # measured: leave at once, no lingering worker
 
-    worker = faust.Worker(app, loglevel="warning", quiet=True)
+    worker = faust.Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
 
 

@@ -53,6 +53,11 @@ class Sinks:
         self.alerts_emitted = 0
         self._lock = asyncio.Lock()
         self._latest: dict[tuple[str, str], dict[str, Any]] = {}
+        self._outgoing: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = {}
+        self._wakeup = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._sender_task: asyncio.Future[None] | None = None
+        self._sending = False
 
     async def start(self) -> None:
         async with self._lock:
@@ -64,10 +69,13 @@ class Sinks:
             )
             await producer.start()
             self.producer = producer
+            self._sender_task = asyncio.ensure_future(self._sender())
 
     async def stop(self) -> None:
         if self.producer is not None:
             await self.flush()
+            if self._sender_task is not None:
+                self._sender_task.cancel()
             await self.producer.stop()
             self.producer = None
 
@@ -121,19 +129,36 @@ class Sinks:
 
     async def _send_many(self, topic: str, messages: list[tuple[bytes | None, bytes]],
                          partition: int = 0) -> None:
-        """Many records to one partition as record batches: far cheaper than a send() each
-        (snapshot topics and the partials topic have one partition)."""
+        """Queue records for one partition; the sender task ships them as record batches.
+
+        aiokafka's send_batch waits until the partition's previous batch has drained, so
+        awaiting it here would serialise the agents on broker round trips; the queue keeps
+        the agents going while one batch per partition is in flight."""
+        self._outgoing.setdefault((topic, partition), []).extend(messages)
+        self._wakeup.set()
+
+    async def _sender(self) -> None:
         producer = self.producer
         assert producer is not None
-        batch = producer.create_batch()
-        for key, value in messages:
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                self._inflight.append(await producer.send_batch(batch, topic,
-                                                                partition=partition))
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            self._sending = True
+            while self._outgoing:
+                (topic, partition), messages = next(iter(self._outgoing.items()))
+                del self._outgoing[(topic, partition)]
                 batch = producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)
-        if batch.record_count():
-            self._inflight.append(await producer.send_batch(batch, topic, partition=partition))
+                for key, value in messages:
+                    if batch.append(key=key, value=value, timestamp=None) is None:
+                        self._inflight.append(await producer.send_batch(
+                            batch, topic, partition=partition))
+                        batch = producer.create_batch()
+                        batch.append(key=key, value=value, timestamp=None)
+                if batch.record_count():
+                    self._inflight.append(await producer.send_batch(
+                        batch, topic, partition=partition))
+            self._sending = False
+            self._drained.set()
 
     async def _alerts(self, alerts: list[dict[str, Any]], produced_ms: int | None) -> None:
         producer = self.producer
@@ -184,6 +209,10 @@ class Sinks:
         await self.flush_latest()
         if self.producer is None:
             return
+        while self._outgoing or self._sending:  # let the sender ship what is queued
+            self._drained.clear()
+            self._wakeup.set()
+            await self._drained.wait()
         inflight, self._inflight = self._inflight, []
         for future in inflight:
             try:
