@@ -13,7 +13,13 @@ from marketflow.core.outbox import FrameGroup, FramePartial, Outbox
 from marketflow.core.records import RecordError, Tick
 from marketflow.core.refdata import ReferenceData
 from marketflow.core.rules import RuleEngine, RuleSet
-from marketflow.core.timeutil import day_bounds, day_number, to_rfc3339, trading_date
+from marketflow.core.timeutil import (
+    day_bounds,
+    day_clock,
+    day_number,
+    to_rfc3339,
+    trading_date,
+)
 
 STOCK_METRICS = ("stock.change_pct", "index.change_pct")
 
@@ -105,6 +111,7 @@ class PartitionProcessor:
         self.day = day
         if day is not None:
             self.day_start, self.day_end = day_bounds(day)
+            self._date = trading_date(self.day_start)
         self.stocks: dict[str, StockState] = {}
         self.indices: dict[str, IndexState] = {}
         self.market_turnover = 0
@@ -293,12 +300,17 @@ class PartitionProcessor:
         }
 
     def _base(self, kind: str, subject: str, name: str, ts: int, final: bool) -> dict[str, Any]:
+        if self.day_start <= ts < self.day_end:
+            date = self._date
+            stamp = date + day_clock(ts, self.day_start)
+        else:
+            date, stamp = trading_date(ts), to_rfc3339(ts)
         return {
             "type": kind,
             "subject": subject,
             "name": name,
-            "trading_date": trading_date(ts),
-            "ts": to_rfc3339(ts),
+            "trading_date": date,
+            "ts": stamp,
             "final": final,
         }
 

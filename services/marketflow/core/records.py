@@ -14,7 +14,7 @@ import math
 import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from marketflow.core.timeutil import from_datetime
 
@@ -50,8 +50,10 @@ class RecordError(ValueError):
         self.detail = detail
 
 
-@dataclass(slots=True, frozen=True)
-class Tick:
+class Tick(NamedTuple):
+    """One validated tick. A NamedTuple: built once per tick on the hot path, it is
+    several times cheaper to create than a frozen dataclass."""
+
     symbol: str
     ts: int  # event time, epoch ms
     price: int  # thousandths of a HK dollar (index points for index ticks)

@@ -131,3 +131,12 @@ def test_sector_alert_at_frame_end_with_evidence() -> None:
     assert alert["evidence"]["top_contributors"][0]["symbol"] == "09988"
     assert alert["value"] == pytest.approx((100 * 600 + 300 * 156) / 105_000 * 100 - 100)
 
+
+
+def test_day_clock_matches_rfc3339() -> None:
+    from marketflow.core.timeutil import day_bounds, day_clock, day_number, to_rfc3339, trading_date
+
+    for ts in (T0, T0 + 1, T0 + 12_345_678, day_bounds(day_number(T0))[0],
+               day_bounds(day_number(T0))[1] - 1):
+        start = day_bounds(day_number(ts))[0]
+        assert trading_date(ts) + day_clock(ts, start) == to_rfc3339(ts)
