@@ -82,10 +82,19 @@ def register(app: typer.Typer) -> None:
         from marketflow.core.refdata import ReferenceDataError
         from marketflow.core.rules import RulesError
 
+        from marketflow.core.refdata import ReferenceData
+        from marketflow.core.rules import load_rules
+
         try:
             settings = Settings()
+            # fail fast, before touching the broker: reference data and rules must load
+            ReferenceData.load(settings.universe, settings.indices)
+            load_rules(settings.rules, tuple(w for w in settings.windows.split(",") if w))
         except ValidationError as error:
             typer.echo(f"error: invalid settings:\n{error}", err=True)
+            raise typer.Exit(2) from None
+        except (ReferenceDataError, RulesError) as error:
+            typer.echo(f"error: {error}", err=True)
             raise typer.Exit(2) from None
         from marketflow.infra.embedded import StackError, check_reachable, resolve_endpoints
         from marketflow.infra.topics import TopicMismatch, ensure_topics

@@ -1,0 +1,63 @@
+"""The `marketflow` command: help everywhere, and configuration errors exit 2 with a message
+that names what is wrong (no broker needed: checked before connecting)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from marketflow.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("command", [
+    [], ["worker"], ["backtest"], ["produce", "ticks"], ["produce", "southbound"],
+    ["simulate"], ["notify"], ["demo"], ["stack", "up"], ["stack", "down"], ["stack", "status"],
+    ["topics"],
+])
+def test_help(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_bad_rules_file_stops_the_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - id: hstech-up\n    metric: index.change_pct\n    op: '>'\n"
+                     "    threshold: 2\n")
+    monkeypatch.setenv("MARKETFLOW_RULES", str(rules))
+    result = runner.invoke(app, ["worker"])
+    assert result.exit_code == 2
+    assert "hstech-up" in result.output and "op" in result.output
+
+
+def test_missing_universe_stops_the_worker(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MARKETFLOW_UNIVERSE", str(tmp_path / "missing.csv"))
+    result = runner.invoke(app, ["worker"])
+    assert result.exit_code == 2 and "missing.csv" in result.output
+
+
+def test_backtest_json(tmp_path: Path) -> None:
+    import json
+
+    small = Path(__file__).parents[2] / "data" / "small"
+    result = runner.invoke(app, ["backtest", "--universe", str(small / "universe.csv"),
+                                 "--indices", str(small / "indices.csv"), "--rules",
+                                 str(small / "rules.yaml"), "--ticks", str(small / "ticks.jsonl"),
+                                 "--southbound", str(small / "southbound.jsonl"), "--json",
+                                 "--report"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert set(document) == {"final", "alerts", "rejected", "duplicates", "report"}
+    assert set(document["final"]) == {"indices", "stocks", "sectors", "market", "southbound"}
+    fired = sum(entry["fired"] for entry in document["report"].values())
+    assert fired == len(document["alerts"]) > 0
+
+
+def test_backtest_missing_file_exits_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["backtest", "--universe", "x", "--indices", "y", "--rules",
+                                 "z", "--ticks", str(tmp_path / "none.jsonl"), "--json"])
+    assert result.exit_code == 2
