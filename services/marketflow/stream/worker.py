@@ -79,11 +79,8 @@ def register(app: typer.Typer) -> None:
         """Run the Faust worker: md.ticks and md.southbound in; snapshots, alerts out."""
         from pydantic import ValidationError
 
-        from marketflow.core.refdata import ReferenceDataError
-        from marketflow.core.rules import RulesError
-
-        from marketflow.core.refdata import ReferenceData
-        from marketflow.core.rules import load_rules
+        from marketflow.core.refdata import ReferenceData, ReferenceDataError
+        from marketflow.core.rules import RulesError, load_rules
 
         try:
             settings = Settings()
