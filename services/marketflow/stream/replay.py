@@ -62,6 +62,15 @@ class AlertLedger:
         self.topic = topic
         self.ids: set[str] = set()
         self._positions: dict[int, int] = {}
+        self._refreshed_at = float("-inf")
+
+    async def refresh_if_older(self, seconds: float) -> None:
+        """One refresh serves every partition assigned in the same rebalance."""
+        import time
+
+        if time.monotonic() - self._refreshed_at > seconds:
+            await self.refresh()
+            self._refreshed_at = time.monotonic()
 
     async def refresh(self) -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap,
@@ -85,8 +94,8 @@ class AlertLedger:
                     consumer.seek(tp, position)
             pending = set(tps)
             idle_rounds = 0
-            while pending and idle_rounds < 3:
-                batches = await consumer.getmany(*pending, timeout_ms=200, max_records=10_000)
+            while pending and idle_rounds < 2:
+                batches = await consumer.getmany(*pending, timeout_ms=100, max_records=10_000)
                 idle_rounds = 0 if batches else idle_rounds + 1
                 for tp, records in batches.items():
                     for record in records:
