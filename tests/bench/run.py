@@ -254,8 +254,8 @@ def baseline(module: str, stack: EmbeddedStack, state: Path, n: int) -> dict[str
         stdout, stderr = proc.communicate()
     done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     for line in done.stdout.splitlines()[::-1]:
-        if line.startswith("{"):
-            result = json.loads(line)
+        if "{" in line:  # the worker may prefix terminal control codes
+            result = json.loads(line[line.index("{"):])
             if "seconds" in result:
                 result["ticks_per_s"] = result["ticks"] / result["seconds"]
             return result
