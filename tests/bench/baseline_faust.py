@@ -8,13 +8,14 @@ it prints one JSON line {"ticks", "seconds"} when it has consumed N ticks.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import sys
 import time
 
 import faust
+
+from tests.bench.universe import load as load_universe
 
 
 class Tick(faust.Record, serializer="json"):
@@ -35,14 +36,7 @@ def _free_port() -> int:
 
 
 def main(bootstrap: str, topic: str, universe: str, expected: int, app_id: str) -> None:
-    members: dict[str, list[str]] = {}
-    floats: dict[str, float] = {}
-    prev: dict[str, float] = {}
-    with open(universe) as handle:
-        for row in csv.DictReader(handle):
-            floats[row["symbol"]] = float(row["float_shares"])
-            prev[row["symbol"]] = float(row["prev_close"])
-            members[row["symbol"]] = row["sectors"].split(";")
+    members, floats, prev = load_universe(universe)
     app = faust.App(app_id, broker=f"kafka://{bootstrap}", store="memory://",
                     broker_session_timeout=3, broker_heartbeat_interval=0.5,
                     web_enabled=False, web_host="127.0.0.1", web_port=_free_port(),

@@ -6,11 +6,12 @@ line {"ticks", "seconds"} or {"error"}.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import sys
 import time
+
+from tests.bench.universe import load as load_universe
 
 
 def main(bootstrap: str, topic: str, universe: str, expected: int, group: str) -> None:
@@ -19,14 +20,7 @@ def main(bootstrap: str, topic: str, universe: str, expected: int, group: str) -
     except ImportError as error:
         print(json.dumps({"error": f"quixstreams not installed: {error}"}))
         return
-    members: dict[str, list[str]] = {}
-    floats: dict[str, float] = {}
-    prev: dict[str, float] = {}
-    with open(universe) as handle:
-        for row in csv.DictReader(handle):
-            floats[row["symbol"]] = float(row["float_shares"])
-            prev[row["symbol"]] = float(row["prev_close"])
-            members[row["symbol"]] = row["sectors"].split(";")
+    members, floats, prev = load_universe(universe)
     last: dict[str, float] = {}
     turnover: dict[str, float] = {}
     sector_num: dict[str, float] = {}

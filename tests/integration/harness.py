@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import heapq
 import json
 import os
 import signal
@@ -20,10 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.partitioner.default import murmur2
 
-from marketflow.core.pipeline import Pipeline
-from marketflow.core.records import parse_southbound, parse_ticks
-from marketflow.core.refdata import ReferenceData
-from marketflow.core.rules import load_rules
+from marketflow.backtest import run_backtest
 
 SMALL = Path(__file__).parents[1] / "data" / "small"
 TOPIC_FIELDS = ("ticks", "southbound", "indices", "sectors", "stocks", "market", "alerts",
@@ -104,19 +100,9 @@ async def read_topic(bootstrap: str, topic: str, idle_s: float = 1.0) -> list[An
 
 
 def backtest_small(rules: Path = SMALL / "rules.yaml") -> dict[str, Any]:
-    ref = ReferenceData.load(SMALL / "universe.csv", SMALL / "indices.csv")
-    pipeline = Pipeline(ref, load_rules(rules))
-    ticks = [t for line in (SMALL / "ticks.jsonl").open() for t in parse_ticks(json.loads(line))]
-    updates = [parse_southbound(json.loads(line)) for line in (SMALL / "southbound.jsonl").open()]
-    events = heapq.merge(((t.ts, 0, t) for t in ticks), ((u.ts, 1, u) for u in updates),
-                         key=lambda e: (e[0], e[1]))
-    for _, kind, record in events:
-        if kind == 0:
-            pipeline.on_tick(record)  # type: ignore[arg-type]
-        else:
-            pipeline.on_southbound(record)  # type: ignore[arg-type]
-    pipeline.finish()
-    return pipeline.result()
+    """What `marketflow backtest` says about the small day: the live worker must agree."""
+    return run_backtest(SMALL / "universe.csv", SMALL / "indices.csv", rules,
+                        SMALL / "ticks.jsonl", SMALL / "southbound.jsonl")
 
 
 class Worker:
