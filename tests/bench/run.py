@@ -252,6 +252,9 @@ def baseline(module: str, stack: EmbeddedStack, state: Path, n: int) -> dict[str
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         stdout, stderr = proc.communicate()
+    finally:  # also on Ctrl-C: a Faust worker in its own session would outlive the bench
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
     done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     for line in done.stdout.splitlines()[::-1]:
         if "{" in line:  # the worker may prefix terminal control codes
