@@ -199,7 +199,7 @@ def run_demo(speed: float, trades: int | None, keep_running: bool,
         if keep_running and code == 0:
             console.print(f"left running: kafka {bootstrap}, redis {redis_url}, worker pid "
                           f"{procs[0].pid}. Stop with `kill {procs[0].pid}` and "
-                          f"`MARKETFLOW_STATE_DIR={state.parent} marketflow stack down`.")
+                          f"`MARKETFLOW_STATE_DIR={state} marketflow stack down`.")
         else:
             for proc in procs:
                 _stop(proc)
