@@ -143,9 +143,10 @@ class PartitionProcessor:
         """One snapshot per stock or index changed in the frames closed since the last
         flush: at most one per key per frame (a second of event time), the latest."""
         snapshots = self.outbox.snapshots
-        for symbol in sorted(self._due_stocks):
-            snapshots.append(self.stock_snapshot(self.stocks[symbol], final=False))
-        for symbol in sorted(self._due_indices):
+        stocks = self.stocks
+        for symbol in self._due_stocks:
+            snapshots.append(self.stock_snapshot(stocks[symbol], final=False))
+        for symbol in self._due_indices:
             snapshots.append(self.index_snapshot(self.indices[symbol], final=False))
         self._due_stocks = set()
         self._due_indices = set()
@@ -316,6 +317,15 @@ class PartitionProcessor:
 
     def stock_snapshot(self, state: StockState, final: bool) -> dict[str, Any]:
         ts = state.last_ts if state.last_ts >= 0 else self.day_start
+        if self.day_start <= ts < self.day_end:  # the hot path: one dict, no datetime
+            prev, last = state.prev_close, state.last
+            return {
+                "type": "stock", "subject": state.symbol, "name": state.name,
+                "trading_date": self._date, "ts": self._date + day_clock(ts, self.day_start),
+                "final": final, "prev_close": prev / 1000, "last": last / 1000,
+                "change_pct": (last - prev) * 100 / prev, "turnover_hkd": state.turnover / 100,
+                "volume": state.volume, "trades": state.trades,
+            }
         record = self._base("stock", state.symbol, state.name, ts, final)
         record["prev_close"] = state.prev_close / 1000
         record.update(state.figures())

@@ -57,15 +57,17 @@ class FrameClock:
         if watermark > self.watermarks.get(source, -1):
             self.watermarks[source] = watermark
 
-    def idle(self, source: int) -> bool:
-        return self.now() - max(self.heard.get(source, 0.0), self.resumed_at) > self.idle_s
+    def idle(self, source: int, now: float | None = None) -> bool:
+        now = self.now() if now is None else now
+        return now - max(self.heard.get(source, 0.0), self.resumed_at) > self.idle_s
 
     def all_idle(self) -> bool:
         return all(self.idle(s) for s in range(self.sources))
 
     def closable_through(self) -> int | None:
         """The last frame every active source has passed, or None if some source holds all."""
-        active = [self.watermarks[s] for s in range(self.sources) if not self.idle(s)]
+        now = self.now()
+        active = [self.watermarks[s] for s in range(self.sources) if not self.idle(s, now)]
         if not active:
             return None
         return min(active) // self.frame_ms - 1
