@@ -80,9 +80,6 @@ class RedisAlertSink:
         keys = [f"{self.prefix}alerts", f"{self.prefix}alerts:seen:"]
         return int(await self._script(keys=keys, args=args))
 
-    async def publish(self, alert: dict[str, Any]) -> bool:
-        return await self.publish_many([alert]) == 1
-
 
 class RedisLatestSink:
     def __init__(self, client: aioredis.Redis, prefix: str = "mf:") -> None:

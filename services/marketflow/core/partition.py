@@ -169,11 +169,6 @@ class PartitionProcessor:
 
     # -- ticks -----------------------------------------------------------------------
 
-    def on_ticks(self, ticks: list[Tick]) -> None:
-        for tick in ticks:
-            self.on_tick(tick)
-        self.emit_partial()
-
     def advance(self, ts: int) -> None:
         """Move event time to `ts`: close the open frame (or day) if `ts` lies beyond it.
 

@@ -107,12 +107,6 @@ class Publisher:
         return self.publish_mixed(((kind, n, raw, obj) for n, raw, obj in lines),
                                   source_file, progress)
 
-    def publish_objects(self, kind: Kind, objects: Iterable[dict[str, Any]],
-                        progress: Callable[[int], None] | None = None) -> PublishSummary:
-        """In-memory records: same validation, same dead-lettering."""
-        return self.publish_mixed(((kind, n, "", obj) for n, obj in enumerate(objects, 1)),
-                                  "<memory>", progress)
-
     def publish_mixed(self, items: Iterable[tuple[Kind, int, str, Any]], source: str,
                       progress: Callable[[int], None] | None = None) -> PublishSummary:
         """Ticks and southbound updates interleaved in event-time order (the simulator)."""

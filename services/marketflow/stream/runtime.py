@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 import orjson
 
@@ -205,11 +204,3 @@ class Runtime:
             self.southbound.outbox.snapshots += self.southbound.final_snapshots()
         self.finalised = True
         return True
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "partitions": sorted(self.processors),
-            "aggregating": self.aggregator is not None,
-            "watermarks": dict(self.clock.watermarks),
-            "ticks": self.ticks,
-        }
