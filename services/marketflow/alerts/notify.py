@@ -6,6 +6,10 @@ when several arrived together), honour 429 Retry-After and back off on 5xx and t
 keep to one message per second per webhook, record delivered ids in Redis, dead-letter
 alerts after a permanent failure, and only then commit the Kafka offsets. Webhook URLs
 are secrets: only route names are logged.
+
+Exactly once holds except in one window: a crash after the webhook answered 200 and before
+the delivered id reaches Redis (one round trip) re-posts that message on restart. Incoming
+webhooks have no idempotency key, so at-least-once is the best any client can do there.
 """
 
 from __future__ import annotations
