@@ -30,9 +30,14 @@ class FramePartial:
     source: int
     watermark: int
     groups: tuple[FrameGroup, ...]
+    # set by the live adapter: the worker that sent it, its number among that worker's
+    # partials of this source, and the aggregator that already has it (got it in-process)
+    origin: str = ""
+    seq: int = 0
+    applied_by: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "source": self.source,
             "watermark": self.watermark,
             "groups": [
@@ -41,6 +46,11 @@ class FramePartial:
                 for g in self.groups
             ],
         }
+        if self.origin:
+            out["origin"], out["seq"] = self.origin, self.seq
+        if self.applied_by:
+            out["applied_by"] = self.applied_by
+        return out
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> FramePartial:
@@ -48,7 +58,9 @@ class FramePartial:
             FrameGroup(day, frame, ticks, {s: (last, t) for s, last, t in stocks}, market)
             for day, frame, ticks, market, stocks in obj["groups"]
         )
-        return cls(int(obj["source"]), int(obj["watermark"]), groups)
+        return cls(int(obj["source"]), int(obj["watermark"]), groups,
+                   str(obj.get("origin", "")), int(obj.get("seq", 0)),
+                   str(obj.get("applied_by", "")))
 
 
 @dataclass(slots=True)

@@ -162,10 +162,13 @@ class PartitionProcessor:
             self._flush_snapshots()
 
     def flush(self) -> None:
-        """Close the open frame and emit every closed group (end of input, or idle)."""
+        """Close the open frame and emit every closed group (end of input, or idle).
+
+        The frame stays current: a tick that comes later in it (or late, for an earlier
+        one) makes a second group of the same frame, so a source's groups never go back
+        in frame number (the aggregator drops ones that do as re-deliveries)."""
         self._close_frame()
         self.emit_partial()
-        self.frame = None
 
     # -- ticks -----------------------------------------------------------------------
 

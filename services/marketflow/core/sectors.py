@@ -166,7 +166,9 @@ class SectorAggregator:
         self.history_frames: list[int] = []
         self.history_levels: list[list[int]] = []
         self.watermarks: dict[int, int] = {}
+        self.source_frames: dict[int, int] = {}  # source -> latest frame of its groups
         self.stale_groups = 0
+        self.redelivered_groups = 0
         self._emitted_ms: dict[str, int] = {}
         self._contributors: dict[int, list[dict[str, Any]]] = {}
         self._contributors_at = -CONTRIBUTORS_EVERY_MS
@@ -174,8 +176,20 @@ class SectorAggregator:
     # -- input -----------------------------------------------------------------------
 
     def on_partial(self, partial: FramePartial) -> None:
+        """Queue a source's frame groups for their frames.
+
+        A source's groups come in non-decreasing frame order and hold absolute values, so
+        a group older than the latest one seen from its source is a re-delivery (a rebuilt
+        partition re-sending its day, or the Kafka copy of a partial already applied
+        locally): applying it would put stale prices back for a frame, so it is dropped."""
+        latest = self.source_frames
+        source = partial.source
         for group in partial.groups:
             frame = group.frame
+            if frame < latest.get(source, -1):
+                self.redelivered_groups += 1
+                continue
+            latest[source] = frame
             if frame <= self.closed_through:
                 if self.day is not None and group.day < self.day:
                     self.stale_groups += 1
@@ -185,7 +199,7 @@ class SectorAggregator:
             if frame not in self.pending:
                 self.pending[frame] = []
                 heapq.heappush(self._pending_frames, frame)
-            self.pending[frame].append((partial.source, group))
+            self.pending[frame].append((source, group))
         if partial.watermark > self.watermarks.get(partial.source, -1):
             self.watermarks[partial.source] = partial.watermark
 

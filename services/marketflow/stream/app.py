@@ -103,6 +103,9 @@ def build_app(config: Any, runtime: Runtime, sinks: Sinks, ledger: AlertLedger,
             runtime.ticks += applied
             sinks.count_ticks(applied)
             runtime.touch(partition)
+            if runtime.ship_partials(processor.outbox):
+                assert runtime.aggregator is not None
+                await sinks.publish(runtime.aggregator.outbox)
             await sinks.publish(processor.outbox, produced_ms=message.timestamp)
             sinks.metrics_batch(time.perf_counter() - started)
 
@@ -115,10 +118,12 @@ def build_app(config: Any, runtime: Runtime, sinks: Sinks, ledger: AlertLedger,
             for offset, value in batch:
                 runtime.apply_ticks(processor, value, partition, offset, _ignore)
                 replayed += 1
+            runtime.ship_partials(processor.outbox, local=False)
             await sinks.publish(processor.outbox, replay=True)
         resync = runtime.resync_partial(processor)
         if resync is not None:
             processor.outbox.partials.append(resync)
+        runtime.ship_partials(processor.outbox, local=False)
         await sinks.publish(processor.outbox)
         runtime.processors[partition] = processor
         log.info("md.ticks[%d]: rebuilt from %d record(s) in %.2fs", partition, replayed,
@@ -139,13 +144,18 @@ def build_app(config: Any, runtime: Runtime, sinks: Sinks, ledger: AlertLedger,
     async def _rebuild_aggregator(partition: int, until: int) -> None:
         aggregator = runtime.new_aggregator()
         runtime.aggregator = aggregator
-        await ledger.refresh_if_older(2.0)
-        replayed = 0
-        async for batch in read_partition(config.bootstrap, topics.partials, partition, until):
-            for _, value in batch:
-                runtime.apply_partial(value)
-                replayed += 1
-            await sinks.publish(aggregator.outbox, replay=True)
+        runtime.aggregator_rebuilding = True
+        try:
+            await ledger.refresh_if_older(2.0)
+            replayed = 0
+            async for batch in read_partition(config.bootstrap, topics.partials, partition,
+                                              until):
+                for _, value in batch:
+                    runtime.apply_partial(value)
+                    replayed += 1
+                await sinks.publish(aggregator.outbox, replay=True)
+        finally:
+            runtime.aggregator_rebuilding = False
         log.info("frame partials: aggregator rebuilt from %d record(s)", replayed)
 
     @app.agent(southbound_topic)
@@ -169,6 +179,7 @@ def build_app(config: Any, runtime: Runtime, sinks: Sinks, ledger: AlertLedger,
     @app.timer(interval=0.1)
     async def housekeeping() -> None:
         for processor in runtime.idle_processors():
+            runtime.ship_partials(processor.outbox)
             await sinks.publish(processor.outbox)
         if runtime.aggregator is not None:
             runtime.close_frames()

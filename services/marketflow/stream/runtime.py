@@ -13,8 +13,10 @@ so that the first partition to wake up cannot close frames the others still hold
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
+import uuid
 from collections.abc import Callable
 
 import orjson
@@ -84,6 +86,12 @@ class Runtime:
         self.activity: dict[int, float] = {}
         self.flushed: set[int] = set()
         self.aggregator: SectorAggregator | None = None
+        self.aggregator_rebuilding = False
+        self.aggregator_token = ""
+        self.worker_id = uuid.uuid4().hex[:12]
+        self._sent: dict[int, int] = {}  # source -> seq of the last partial sent
+        self._must_see: dict[int, int] = {}  # source -> last seq sent by the topic only
+        self._seen: dict[int, int] = {}  # source -> last own seq the aggregator read
         self.southbound: SouthboundBook | None = None
         self.clock = FrameClock(sources, frame_ms, idle_ms)
         self.source_flush_s = source_flush_ms / 1000
@@ -96,6 +104,11 @@ class Runtime:
         return PartitionProcessor(self.ref, self.rules, self.frame_ms, partition, Outbox())
 
     def new_aggregator(self) -> SectorAggregator:
+        """A fresh aggregator (it then replays the partials topic): everything this worker
+        sent so far must come to it through the topic before the in-process path opens."""
+        self.aggregator_token = uuid.uuid4().hex[:16]
+        self._must_see = dict(self._sent)
+        self._seen = {}
         return SectorAggregator(self.ref, self.rules, self.frame_ms, self.windows, Outbox())
 
     def new_southbound(self) -> SouthboundBook:
@@ -146,12 +159,52 @@ class Runtime:
             reject(error.reason, partition, offset, error.detail, "southbound", value)
 
     def apply_partial(self, value: bytes) -> None:
+        """A frame partial from `mf.internal.frame-partials`."""
         assert self.aggregator is not None
         partial = FramePartial.from_json(orjson.loads(value))
-        self.aggregator.on_partial(partial)
+        if partial.origin == self.worker_id and partial.seq > self._seen.get(partial.source, 0):
+            self._seen[partial.source] = partial.seq
+        if not partial.applied_by or partial.applied_by != self.aggregator_token:
+            self.aggregator.on_partial(partial)
         self.clock.heard_from(partial.source, partial.watermark)
         self.finalised = False
         self.close_frames()
+
+    def ship_partials(self, outbox: Outbox, local: bool = True) -> bool:
+        """Stamp a partition's outgoing partials; hand them to the aggregator at once when
+        it lives in this worker too. True if it got any (its outbox may then hold output).
+
+        The in-process path skips the round trip through Kafka, but may only overtake the
+        topic once the aggregator has read there every partial of that source this worker
+        sent it by the topic (the topic has one partition, so then every earlier partial of
+        that source, whoever sent it, is in too): a source's groups must reach it in order.
+        Partials still go to the topic (for recovery and a successor aggregator), marked
+        with this aggregator's token so that it skips its own copies. While the aggregator
+        replays the topic nothing takes the in-process path."""
+        partials = outbox.partials
+        if not partials:
+            return False
+        aggregator = self.aggregator
+        ready = local and aggregator is not None and not self.aggregator_rebuilding
+        applied = False
+        for i, partial in enumerate(partials):
+            source = partial.source
+            seq = self._sent.get(source, 0) + 1
+            self._sent[source] = seq
+            if ready and self._seen.get(source, 0) >= self._must_see.get(source, 0):
+                assert aggregator is not None
+                aggregator.on_partial(partial)
+                self.clock.heard_from(source, partial.watermark)
+                partials[i] = dataclasses.replace(partial, origin=self.worker_id, seq=seq,
+                                                  applied_by=self.aggregator_token)
+                applied = True
+            else:
+                self._must_see[source] = seq
+                partials[i] = dataclasses.replace(partial, origin=self.worker_id, seq=seq)
+        if applied:
+            self.finalised = False
+            self.close_frames()
+        return applied
 
     def close_frames(self) -> None:
         aggregator = self.aggregator

@@ -167,10 +167,12 @@ class Sinks:
         if not fresh:
             return
         now = dt.datetime.now(dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8)))
-        for alert in fresh:
+        sent = []
+        for alert in fresh:  # all in flight at once: one round trip for the lot, not one each
             alert["emitted_at"] = now.isoformat(timespec="milliseconds")
-            await producer.send_and_wait(self.topics.alerts, orjson.dumps(alert),
-                                         key=alert["alert_id"].encode())
+            sent.append(await producer.send(self.topics.alerts, orjson.dumps(alert),
+                                            key=alert["alert_id"].encode()))
+        await asyncio.gather(*sent)
         if self.redis_alerts is not None:
             await self.redis_alerts.publish_many(fresh)
         self.alerts_emitted += len(fresh)
