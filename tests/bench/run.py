@@ -347,8 +347,26 @@ def latency(stack: EmbeddedStack, state: Path, rate: int, seconds: float) -> dic
             if message is not None:
                 arrivals.append((time.time(), orjson.loads(message["data"])))
 
+    cpu: list[tuple[float, float, float]] = []  # (seconds since pacing began, broker %, worker %)
+    paced_at: list[float] = []
+
+    def sample_cpu() -> None:
+        import psutil
+
+        broker, work = psutil.Process(stack.info.tansu_pid), psutil.Process(worker.proc.pid)
+        broker.cpu_percent(), work.cpu_percent()
+        while not stop.wait(1.0):
+            try:
+                shares = broker.cpu_percent(), work.cpu_percent()
+            except psutil.Error:
+                return
+            if paced_at:
+                cpu.append((time.time() - paced_at[0], *shares))
+
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
+    sampler = threading.Thread(target=sample_cpu, daemon=True)
+    sampler.start()
     ref = ReferenceData.load(UNIVERSE, INDICES)
     symbols = list(ref.stocks)
     rng = random.Random(3)
@@ -361,6 +379,7 @@ def latency(stack: EmbeddedStack, state: Path, rate: int, seconds: float) -> dic
         producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks=1, linger_ms=0)
         await producer.start()
         start = time.time()
+        paced_at.append(start)
         sent = 0
         seq: dict[str, int] = {}
         while (now := time.time()) - start < seconds:
@@ -397,10 +416,12 @@ def latency(stack: EmbeddedStack, state: Path, rate: int, seconds: float) -> dic
     finally:
         stop.set()
         listener.join(timeout=2)
+        sampler.join(timeout=2)
         worker.kill()
         pubsub.close()
         client.close()
     tick_latency, frame_latency = [], []
+    timeline: list[tuple[int, float]] = []  # (event time since start, latency)
     batch_ts = [b[0] for b in batches]
     warm = day_base + WARMUP_MS  # steady state: the first seconds include partition rebuilds
     from marketflow.core.timeutil import from_datetime
@@ -415,13 +436,102 @@ def latency(stack: EmbeddedStack, state: Path, rate: int, seconds: float) -> dic
             when = produced.get((alert["subject"], ts))
             if when is not None:
                 tick_latency.append(arrived - when)
+                timeline.append((ts - day_base, arrived - when))
         else:  # frame end ts: closed when event time ts was first produced
             i = bisect_left(batch_ts, ts)
             if i < len(batches):
                 frame_latency.append(arrived - batches[i][1])
+                timeline.append((ts - day_base, arrived - batches[i][1]))
     return {"rate": rate, "ticks": sent, "alerts": len(arrivals), "warmup_ms": WARMUP_MS,
             "tick_to_alert": percentiles(tick_latency),
-            "frame_to_alert": percentiles(frame_latency)}
+            "frame_to_alert": percentiles(frame_latency),
+            "by_period": by_period(timeline, cpu, SLICE_MS)}
+
+
+SLICE_MS = 5_000
+
+
+def broker_alone(stack: EmbeddedStack, rate: int, seconds: float) -> dict[str, Any]:
+    """The embedded broker with no marketflow at all: the latency run's record stream
+    (every 4 ms one record of rate/250/8 ticks per partition) produced by aiokafka and
+    tailed by one plain aiokafka consumer. Its CPU over time tells how much of (e) is the
+    broker's own cost of serving a growing in-memory log."""
+    import psutil
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    topic = f"alone-{uuid.uuid4().hex[:6]}"
+    admin = KafkaAdminClient(bootstrap_servers=stack.bootstrap)
+    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    admin.close()
+    per_record = max(1, rate // 250 // PARTITIONS)
+    body = orjson.dumps([{"symbol": "00700", "ts": 1_763_949_600_000, "price": 598.5,
+                          "qty": 100, "seq": n} for n in range(per_record)])
+    broker = psutil.Process(stack.info.tansu_pid)
+    shares: list[float] = []
+    latencies: list[float] = []
+
+    async def run() -> int:
+        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks=1, linger_ms=0)
+        consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, group_id=None,
+                                    fetch_max_wait_ms=5)
+        await producer.start()
+        await consumer.start()
+        consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
+        sent_at: dict[tuple[int, int], float] = {}
+        received = 0
+
+        async def tail() -> None:
+            nonlocal received
+            while True:
+                batches = await consumer.getmany(timeout_ms=100)
+                now = time.time()
+                for tp, records in batches.items():
+                    received += len(records)
+                    for record in records:
+                        at = sent_at.pop((tp.partition, record.offset), None)
+                        if at is not None:
+                            latencies.append(now - at)
+
+        reader = asyncio.ensure_future(tail())
+        broker.cpu_percent()
+        start = last = time.time()
+        while (now := time.time()) - start < seconds:
+            for part in range(PARTITIONS):
+                future = await producer.send(topic, body, partition=part)
+                future.add_done_callback(
+                    lambda f, p=part, at=now: sent_at.__setitem__((p, f.result().offset), at))
+            if now - last >= SLICE_MS / 1000:
+                shares.append(broker.cpu_percent())
+                last = now
+            await asyncio.sleep(0.004)
+        shares.append(broker.cpu_percent())
+        await asyncio.sleep(1)
+        reader.cancel()
+        await producer.stop()
+        await consumer.stop()
+        return received
+
+    received = asyncio.run(run())
+    return {"records": received, "ticks_per_record": per_record,
+            "produce_to_fetch": percentiles(latencies),
+            "broker_cpu_pct_by_period": [round(x) for x in shares]}
+
+
+def by_period(timeline: list[tuple[int, float]], cpu: list[tuple[float, float, float]],
+              slice_ms: int) -> list[dict[str, Any]]:
+    """Latency (ticks and frames together) and CPU per slice of the paced run: shows
+    whether latency is steady or grows, and whose CPU grows with it (broker or worker)."""
+    out = []
+    for start in range(0, max((t for t, _ in timeline), default=-1) + 1, slice_ms):
+        values = [v for t, v in timeline if start <= t < start + slice_ms]
+        shares = [(b, w) for t, b, w in cpu if start <= t * 1000 < start + slice_ms]
+        row: dict[str, Any] = {"from_s": start / 1000, **percentiles(values)}
+        if shares:
+            row["broker_cpu_pct"] = sum(b for b, _ in shares) / len(shares)
+            row["worker_cpu_pct"] = sum(w for _, w in shares) / len(shares)
+        out.append(row)
+    return out
 
 
 def main() -> None:
@@ -434,66 +544,117 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench-report.json")
     parser.add_argument("--skip", nargs="*", default=[], help="a b c d e f g to skip")
     args = parser.parse_args()
-    report: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
+    skip = set("".join(args.skip))
+    report: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+                              "skipped": sorted(skip)}
     with tempfile.TemporaryDirectory(prefix="mf-bench-") as tmp:
         state = Path(tmp)
         stack = EmbeddedStack.start(state / "stack", owned=True)
         try:
-            day = throughput_and_recovery(stack, state, args.trades)
-            report["a_worker"] = {k: day[k] for k in ("ticks", "seconds", "ticks_per_s")}
-            report["f_peak_rss_mb"] = day["peak_rss_mb"]
-            report["g_recovery_s"] = day["recovery_s"]
-            report["d_core"] = core_only(Path(day["dump"]), args.core_ticks)
-            log(f"core: {report['d_core']}")
-            report["b_faust_baseline"] = baseline("baseline_faust", stack, state,
-                                                  args.baseline_ticks)
-            log(f"faust baseline: {report['b_faust_baseline']}")
-            report["c_quix"] = baseline("baseline_quix", stack, state, args.baseline_ticks)
-            log(f"quix: {report['c_quix']}")
-            report["e_latency"] = latency(stack, state, args.latency_rate, args.latency_seconds)
+            dump = None
+            if not skip >= {"a", "f", "g"}:
+                day = throughput_and_recovery(stack, state, args.trades)
+                report["a_worker"] = {k: day[k] for k in ("ticks", "seconds", "ticks_per_s")}
+                report["f_peak_rss_mb"] = day["peak_rss_mb"]
+                report["g_recovery_s"] = day["recovery_s"]
+                dump = Path(day["dump"])
+            if "d" not in skip:
+                if dump is None:
+                    dump = dump_day(state, args.core_ticks)
+                report["d_core"] = core_only(dump, args.core_ticks)
+                log(f"core: {report['d_core']}")
+            if "b" not in skip:
+                report["b_faust_baseline"] = baseline("baseline_faust", stack, state,
+                                                      args.baseline_ticks)
+                log(f"faust baseline: {report['b_faust_baseline']}")
+            if "c" not in skip:
+                report["c_quix"] = baseline("baseline_quix", stack, state, args.baseline_ticks)
+                log(f"quix: {report['c_quix']}")
+            if "e" not in skip:
+                report["e_latency"] = latency(stack, state, args.latency_rate,
+                                              args.latency_seconds)
+                report["e_broker_alone"] = broker_alone(stack, args.latency_rate,
+                                                        args.latency_seconds)
+                log(f"broker alone: {report['e_broker_alone']}")
         finally:
             stack.stop()
-    worker = report["a_worker"]["ticks_per_s"]
+    worker = report.get("a_worker", {}).get("ticks_per_s")
     for key in ("b_faust_baseline", "c_quix"):
-        rate = report[key].get("ticks_per_s")
-        report[key]["worker_ratio"] = worker / rate if rate else None
+        if key in report:
+            rate = report[key].get("ticks_per_s")
+            report[key]["worker_ratio"] = worker / rate if rate and worker else None
     args.out.write_text(json.dumps(report, indent=2))
     print_table(report)
     print(f"\nreport: {args.out}")
 
 
-def print_table(report: dict[str, Any]) -> None:
-    a, d, e = report["a_worker"], report["d_core"], report["e_latency"]
-    b, c = report["b_faust_baseline"], report["c_quix"]
+def dump_day(state: Path, trades: int) -> Path:
+    """The simulated day's ticks as JSON lines, for (d) when (a) is skipped."""
+    generator = Generator(load_scenario("2025-11-24"), ReferenceData.load(UNIVERSE, INDICES),
+                          trades=trades)
+    dump = state / "day-ticks.jsonl"
+    with dump.open("wb") as out:
+        for kind, record in generator.records():
+            if kind == "ticks":
+                out.write(orjson.dumps(record) + b"\n")
+    return dump
 
+
+def print_table(report: dict[str, Any]) -> None:
     def rate(result: dict[str, Any]) -> str:
         if "ticks_per_s" in result:
             return f"{result['ticks_per_s']:>12,.0f} ticks/s"
         return f"error: {result.get('error', '?')[:60]}"
 
-    rows = [
-        ("a", "worker, full simulated day", rate(a), "goal >= 200,000/s"),
-        ("b", "plain Faust agent (baseline)", rate(b),
-         f"worker = {b.get('worker_ratio') or 0:.1f}x (goal >= 15x)"),
-        ("c", "Quix Streams", rate(c), f"worker = {c.get('worker_ratio') or 0:.2f}x"),
-        ("d", "core in-process", f"{d['core_ticks_per_s']:>12,.0f} ticks/s", "goal >= 500,000/s"),
-        ("d", "parse + core in-process", f"{d['parse_and_core_ticks_per_s']:>12,.0f} ticks/s", ""),
-        ("d", "marketflow backtest process", f"{d['backtest_process_ticks_per_s']:>12,.0f} "
-                                             "ticks/s", "goal >= 250,000/s"),
-        ("e", f"tick -> alert @ {e['rate']:,}/s",
-         f"p50 {e['tick_to_alert'].get('p50_ms', 0):.1f} p99 "
-         f"{e['tick_to_alert'].get('p99_ms', 0):.1f} p99.9 "
-         f"{e['tick_to_alert'].get('p999_ms', 0):.1f} ms", "goal p99 <= 50 ms"),
-        ("e", "frame close -> alert",
-         f"p50 {e['frame_to_alert'].get('p50_ms', 0):.1f} p99 "
-         f"{e['frame_to_alert'].get('p99_ms', 0):.1f} p99.9 "
-         f"{e['frame_to_alert'].get('p999_ms', 0):.1f} ms", "goal p99 <= 50 ms"),
-        ("f", "worker peak RSS", f"{report['f_peak_rss_mb']:>12,.0f} MB", "goal < 500 MB"),
-        ("g", "recovery after kill -9", f"{report['g_recovery_s']:>12.1f} s", "goal <= 30 s"),
-    ]
+    def latency_row(figures: dict[str, Any]) -> str:
+        return (f"p50 {figures.get('p50_ms', 0):.1f} p99 {figures.get('p99_ms', 0):.1f} "
+                f"p99.9 {figures.get('p999_ms', 0):.1f} ms")
+
+    rows = []
+    if "a_worker" in report:
+        rows.append(("a", "worker, full simulated day", rate(report["a_worker"]),
+                     "goal >= 200,000/s"))
+    if "b_faust_baseline" in report:
+        b = report["b_faust_baseline"]
+        rows.append(("b", "plain Faust agent (baseline)", rate(b),
+                     f"worker = {b.get('worker_ratio') or 0:.1f}x (goal >= 15x)"))
+    if "c_quix" in report:
+        c = report["c_quix"]
+        rows.append(("c", "Quix Streams", rate(c), f"worker = {c.get('worker_ratio') or 0:.2f}x"))
+    if "d_core" in report:
+        d = report["d_core"]
+        rows += [
+            ("d", "core in-process", f"{d['core_ticks_per_s']:>12,.0f} ticks/s",
+             "goal >= 500,000/s"),
+            ("d", "parse + core in-process",
+             f"{d['parse_and_core_ticks_per_s']:>12,.0f} ticks/s", ""),
+            ("d", "marketflow backtest process",
+             f"{d['backtest_process_ticks_per_s']:>12,.0f} ticks/s", "goal >= 250,000/s"),
+        ]
+    if "e_latency" in report:
+        e = report["e_latency"]
+        rows += [
+            ("e", f"tick -> alert @ {e['rate']:,}/s", latency_row(e["tick_to_alert"]),
+             "goal p99 <= 50 ms"),
+            ("e", "frame close -> alert", latency_row(e["frame_to_alert"]), "goal p99 <= 50 ms"),
+        ]
+        alone = report.get("e_broker_alone")
+        if alone:
+            rows.append(("e", "broker alone: produce -> fetch", latency_row(
+                alone["produce_to_fetch"]), "CPU broker " + " -> ".join(
+                f"{x}%" for x in alone["broker_cpu_pct_by_period"])))
+        for row in e.get("by_period", []):
+            rows.append(("e", f"  both, from {row['from_s']:.0f} s", latency_row(row),
+                         f"CPU broker {row.get('broker_cpu_pct', 0):.0f}% "
+                         f"worker {row.get('worker_cpu_pct', 0):.0f}%"))
+    if "f_peak_rss_mb" in report:
+        rows.append(("f", "worker peak RSS", f"{report['f_peak_rss_mb']:>12,.0f} MB",
+                     "goal < 500 MB"))
+    if "g_recovery_s" in report:
+        rows.append(("g", "recovery after kill -9", f"{report['g_recovery_s']:>12.1f} s",
+                     "goal <= 30 s"))
     for row in rows:
         print(f"{row[0]}  {row[1]:<32} {row[2]:<44} {row[3]}")
-
 
 if __name__ == "__main__":
     main()
