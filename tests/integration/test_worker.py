@@ -207,3 +207,27 @@ def test_kill_9_and_restart_gives_the_same_day(stack: Any, tmp_path: Path,
         first.stop()
         if second is not None:
             second.stop()
+
+
+def test_rules_reload_without_restart(stack: Any, tmp_path: Path, expected: dict) -> None:
+    """A worker started with no rules picks up the rules file when it changes (an invalid
+    version is logged and ignored), and then fires exactly what backtest fires."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules: []\n")
+    topics = unique_topics(stack.bootstrap, "reload")
+    env = worker_env(stack.bootstrap, None, topics, f"mf-reload-{topics['ticks']}",
+                     MARKETFLOW_RULES=str(rules))
+    proc = Worker(env, tmp_path, "w0", free_port())
+    try:
+        time.sleep(4)
+        rules.write_text("rules:\n  - {id: broken, metric: stock.change_pct, op: '>'}\n")
+        wait_for(lambda: "invalid; keeping the previous rules" in proc.text(), 15,
+                 "the invalid rules file to be reported")
+        assert proc.proc.poll() is None, "an invalid rules file must not stop the worker"
+        rules.write_text((SMALL / "rules.yaml").read_text())
+        wait_for(lambda: "rules reloaded" in proc.text(), 15, "the rules to be reloaded")
+        produce_day(stack.bootstrap, topics)
+        alerts, latest = wait_until_final(stack.bootstrap, topics, expected, [proc])
+        assert_equal_to_backtest(alerts, latest, expected)
+    finally:
+        proc.stop()

@@ -159,14 +159,17 @@ class Runtime:
             reject(error.reason, partition, offset, error.detail, "southbound", value)
 
     def apply_partial(self, value: bytes) -> None:
-        """A frame partial from `mf.internal.frame-partials`."""
-        assert self.aggregator is not None
-        partial = FramePartial.from_json(orjson.loads(value))
-        if partial.origin == self.worker_id and partial.seq > self._seen.get(partial.source, 0):
-            self._seen[partial.source] = partial.seq
-        if not partial.applied_by or partial.applied_by != self.aggregator_token:
-            self.aggregator.on_partial(partial)
-        self.clock.heard_from(partial.source, partial.watermark)
+        """A record of `mf.internal.frame-partials`: one partial or a JSON array of them."""
+        aggregator = self.aggregator
+        assert aggregator is not None
+        obj = orjson.loads(value)
+        for item in obj if isinstance(obj, list) else (obj,):
+            source, watermark = int(item["source"]), int(item["watermark"])
+            if item.get("origin") == self.worker_id:
+                self._seen[source] = max(self._seen.get(source, 0), int(item["seq"]))
+            if not self.aggregator_token or item.get("applied_by") != self.aggregator_token:
+                aggregator.on_partial(FramePartial.from_json(item))
+            self.clock.heard_from(source, watermark)
         self.finalised = False
         self.close_frames()
 

@@ -26,6 +26,7 @@ from marketflow.stream.replay import AlertLedger
 
 log = logging.getLogger("marketflow.sinks")
 
+PARTIALS_PER_RECORD = 64  # bounds a record (a rebuild re-sends a partition's whole day)
 _SNAPSHOT_TOPIC = {"index": "indices", "stock": "stocks", "sector": "sectors",
                    "market": "market", "southbound": "market"}
 
@@ -54,6 +55,7 @@ class Sinks:
         self._lock = asyncio.Lock()
         self._latest: dict[tuple[str, str], dict[str, Any]] = {}
         self._outgoing: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = {}
+        self._partials: list[dict[str, Any]] = []
         self._wakeup = asyncio.Event()
         self._drained = asyncio.Event()
         self._sender_task: asyncio.Future[None] | None = None
@@ -100,9 +102,9 @@ class Sinks:
         alerts, snapshots, partials = outbox.drain()
         producer = self.producer
         assert producer is not None
-        if partials:
-            await self._send_many(self.topics.partials,
-                                  [(None, orjson.dumps(p.to_json())) for p in partials])
+        if partials:  # coalesced by the sender: one record per send, a JSON array
+            self._partials += [p.to_json() for p in partials]
+            self._wakeup.set()
         if snapshots and not replay and self.emit_snapshots:
             await self._snapshots(snapshots)
         if alerts:
@@ -144,7 +146,14 @@ class Sinks:
             await self._wakeup.wait()
             self._wakeup.clear()
             self._sending = True
-            while self._outgoing:
+            while self._outgoing or self._partials:
+                if self._partials:
+                    # the partials queued since the last send, in order, as few records:
+                    # the aggregator's agent pays Faust's per-record cost once per record
+                    queued, self._partials = self._partials, []
+                    self._outgoing.setdefault((self.topics.partials, 0), []).extend(
+                        (None, orjson.dumps(queued[i:i + PARTIALS_PER_RECORD]))
+                        for i in range(0, len(queued), PARTIALS_PER_RECORD))
                 (topic, partition), messages = next(iter(self._outgoing.items()))
                 del self._outgoing[(topic, partition)]
                 batch = producer.create_batch()
@@ -153,7 +162,9 @@ class Sinks:
                         self._inflight.append(await producer.send_batch(
                             batch, topic, partition=partition))
                         batch = producer.create_batch()
-                        batch.append(key=key, value=value, timestamp=None)
+                        if batch.append(key=key, value=value, timestamp=None) is None:
+                            log.error("a %d-byte record for %s does not fit a batch; "
+                                      "not sent", len(value), topic)
                 if batch.record_count():
                     self._inflight.append(await producer.send_batch(
                         batch, topic, partition=partition))
@@ -211,7 +222,7 @@ class Sinks:
         await self.flush_latest()
         if self.producer is None:
             return
-        while self._outgoing or self._sending:  # let the sender ship what is queued
+        while self._outgoing or self._partials or self._sending:  # let the sender ship it
             self._drained.clear()
             self._wakeup.set()
             await self._drained.wait()

@@ -163,3 +163,18 @@ def test_engine_equals_declarative_scan(values: list[float], gaps: list[int], op
                         cooldown=f"{cooldown_s}s", max_per_day=max_per_day)
     expected = scan_alerts(series, op, threshold, hysteresis, cooldown_s * 1000, max_per_day)
     assert fire_points(engine, series) == expected
+
+
+def test_reloaded_rules_keep_the_state_of_rules_that_keep_their_id() -> None:
+    """A reload mid-day must not fire a kept rule again; a new rule starts armed; a rule
+    left out is gone."""
+    up = {"id": "up", "metric": "index.change_pct", "op": ">=", "threshold": 2.0}
+    engine = RuleEngine(parse_rules({"rules": [up]}), ("index.change_pct",))
+    assert fire_points(engine, [(T0, 2.5)]) == [0]
+    moved = dict(up, threshold=2.2)  # same id, new threshold: still fired today
+    new = {"id": "new", "metric": "index.change_pct", "op": ">=", "threshold": 2.4}
+    engine.set_rules(parse_rules({"rules": [moved, new]}))
+    fired = engine.evaluate("index.change_pct", "HSTECH", 2.6, T0 + 1000, 1.0, "n", dict)
+    assert [a["rule_id"] for a in fired] == ["new"]
+    engine.set_rules(parse_rules({"rules": [new]}))
+    assert not engine.evaluate("index.change_pct", "HSTECH", 3.0, T0 + 2000, 1.0, "n", dict)
