@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 
 @dataclass(slots=True, frozen=True)
 class FrameGroup:
@@ -48,8 +50,6 @@ class FramePartial:
         }
         if self.origin:
             out["origin"], out["seq"] = self.origin, self.seq
-        if self.applied_by:
-            out["applied_by"] = self.applied_by
         return out
 
     @classmethod
@@ -61,6 +61,43 @@ class FramePartial:
         return cls(int(obj["source"]), int(obj["watermark"]), groups,
                    str(obj.get("origin", "")), int(obj.get("seq", 0)),
                    str(obj.get("applied_by", "")))
+
+
+PARTIALS_PER_RECORD = 64  # bounds a record (a rebuild re-sends a partition's whole day)
+
+
+def encode_partials(partials: list[FramePartial],
+                    per_record: int = PARTIALS_PER_RECORD) -> list[bytes]:
+    """Records of the partials topic: consecutive partials with the same `applied_by`
+    share a record (at most `per_record` of them), `{"applied_by": tag, "partials": [...]}`
+    with the tag first, so the aggregator that has them already can skip the record
+    without decoding it (see `applied_prefix`)."""
+    out: list[bytes] = []
+    i = 0
+    while i < len(partials):
+        tag = partials[i].applied_by
+        j = i + 1
+        while j < len(partials) and j - i < per_record and partials[j].applied_by == tag:
+            j += 1
+        out.append(orjson.dumps({"applied_by": tag,
+                                 "partials": [p.to_json() for p in partials[i:j]]}))
+        i = j
+    return out
+
+
+def applied_prefix(tag: str) -> bytes:
+    """How a record of partials all applied by aggregator `tag` begins."""
+    return orjson.dumps({"applied_by": tag})[:-1] + b","
+
+
+def decode_partials(value: bytes) -> tuple[str, list[dict[str, Any]]]:
+    """(applied_by, partials as JSON objects) of a partials-topic record."""
+    obj = orjson.loads(value)
+    if isinstance(obj, dict) and "partials" in obj:
+        return str(obj.get("applied_by") or ""), list(obj["partials"])
+    if isinstance(obj, list):
+        return "", obj
+    return str(obj.get("applied_by") or ""), [obj]
 
 
 @dataclass(slots=True)

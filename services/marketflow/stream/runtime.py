@@ -21,7 +21,13 @@ from collections.abc import Callable
 
 import orjson
 
-from marketflow.core.outbox import FrameGroup, FramePartial, Outbox
+from marketflow.core.outbox import (
+    FrameGroup,
+    FramePartial,
+    Outbox,
+    applied_prefix,
+    decode_partials,
+)
 from marketflow.core.partition import PartitionProcessor
 from marketflow.core.records import RecordError, parse_southbound, parse_ticks
 from marketflow.core.refdata import ReferenceData
@@ -92,6 +98,8 @@ class Runtime:
         self._sent: dict[int, int] = {}  # source -> seq of the last partial sent
         self._must_see: dict[int, int] = {}  # source -> last seq sent by the topic only
         self._seen: dict[int, int] = {}  # source -> last own seq the aggregator read
+        self._held: dict[int, list[FramePartial]] = {}  # source -> waiting for the topic
+        self._own_prefix = b"\x00"  # no aggregator yet: matches no record
         self.southbound: SouthboundBook | None = None
         self.clock = FrameClock(sources, frame_ms, idle_ms)
         self.source_flush_s = source_flush_ms / 1000
@@ -107,8 +115,10 @@ class Runtime:
         """A fresh aggregator (it then replays the partials topic): everything this worker
         sent so far must come to it through the topic before the in-process path opens."""
         self.aggregator_token = uuid.uuid4().hex[:16]
+        self._own_prefix = applied_prefix(self.aggregator_token)
         self._must_see = dict(self._sent)
         self._seen = {}
+        self._held = {}  # held for a former aggregator: it gets them by the topic now
         return SectorAggregator(self.ref, self.rules, self.frame_ms, self.windows, Outbox())
 
     def new_southbound(self) -> SouthboundBook:
@@ -159,55 +169,75 @@ class Runtime:
             reject(error.reason, partition, offset, error.detail, "southbound", value)
 
     def apply_partial(self, value: bytes) -> None:
-        """A record of `mf.internal.frame-partials`: one partial or a JSON array of them."""
+        """A record of `mf.internal.frame-partials` (see `encode_partials`)."""
         aggregator = self.aggregator
         assert aggregator is not None
-        obj = orjson.loads(value)
-        for item in obj if isinstance(obj, list) else (obj,):
-            source, watermark = int(item["source"]), int(item["watermark"])
+        if value.startswith(self._own_prefix):
+            return  # every partial in it reached this aggregator in-process already
+        tag, items = decode_partials(value)
+        mine = bool(tag) and tag == self.aggregator_token
+        for item in items:
+            source = int(item["source"])
+            if not mine:
+                aggregator.on_partial(FramePartial.from_json(item))
+                self.clock.heard_from(source, int(item["watermark"]))
             if item.get("origin") == self.worker_id:
                 self._seen[source] = max(self._seen.get(source, 0), int(item["seq"]))
-            if not self.aggregator_token or item.get("applied_by") != self.aggregator_token:
-                aggregator.on_partial(FramePartial.from_json(item))
-            self.clock.heard_from(source, watermark)
+                if self._held.get(source) and self._caught_up(source):
+                    self._apply_in_process(self._held.pop(source))
         self.finalised = False
         self.close_frames()
 
     def ship_partials(self, outbox: Outbox, local: bool = True) -> bool:
-        """Stamp a partition's outgoing partials; hand them to the aggregator at once when
-        it lives in this worker too. True if it got any (its outbox may then hold output).
+        """Stamp a partition's outgoing partials; when the aggregator lives in this worker
+        too, hand them to it in-process. True if it got any (its outbox may then hold
+        output to publish).
 
-        The in-process path skips the round trip through Kafka, but may only overtake the
-        topic once the aggregator has read there every partial of that source this worker
-        sent it by the topic (the topic has one partition, so then every earlier partial of
-        that source, whoever sent it, is in too): a source's groups must reach it in order.
-        Partials still go to the topic (for recovery and a successor aggregator), marked
-        with this aggregator's token so that it skips its own copies. While the aggregator
-        replays the topic nothing takes the in-process path."""
+        The in-process path skips the round trip through Kafka, but a source's groups must
+        reach the aggregator in order: a partial sent by the topic alone (before the
+        aggregator was here, or while it replayed the topic) must be read there first.
+        Until it is, the source's newer partials are held here and handed over in order
+        when it comes (the topic has one partition: then every earlier partial of that
+        source, whoever sent it, is in too). Every partial still goes to the topic (for
+        recovery, and for a successor aggregator), marked with this aggregator's token
+        when this aggregator has it or will have it in-process, so that it skips the copy.
+        """
         partials = outbox.partials
         if not partials:
             return False
         aggregator = self.aggregator
         ready = local and aggregator is not None and not self.aggregator_rebuilding
-        applied = False
+        now: list[FramePartial] = []
         for i, partial in enumerate(partials):
             source = partial.source
             seq = self._sent.get(source, 0) + 1
             self._sent[source] = seq
-            if ready and self._seen.get(source, 0) >= self._must_see.get(source, 0):
-                assert aggregator is not None
-                aggregator.on_partial(partial)
-                self.clock.heard_from(source, partial.watermark)
-                partials[i] = dataclasses.replace(partial, origin=self.worker_id, seq=seq,
-                                                  applied_by=self.aggregator_token)
-                applied = True
-            else:
+            if not ready:
                 self._must_see[source] = seq
                 partials[i] = dataclasses.replace(partial, origin=self.worker_id, seq=seq)
-        if applied:
-            self.finalised = False
-            self.close_frames()
-        return applied
+                continue
+            partial = partials[i] = dataclasses.replace(
+                partial, origin=self.worker_id, seq=seq, applied_by=self.aggregator_token)
+            if self._caught_up(source) and not self._held.get(source):
+                now.append(partial)
+            else:
+                self._held.setdefault(source, []).append(partial)
+        if not now:
+            return False
+        self._apply_in_process(now)
+        self.close_frames()
+        return True
+
+    def _caught_up(self, source: int) -> bool:
+        return self._seen.get(source, 0) >= self._must_see.get(source, 0)
+
+    def _apply_in_process(self, partials: list[FramePartial]) -> None:
+        aggregator = self.aggregator
+        assert aggregator is not None
+        for partial in partials:
+            aggregator.on_partial(partial)
+            self.clock.heard_from(partial.source, partial.watermark)
+        self.finalised = False
 
     def close_frames(self) -> None:
         aggregator = self.aggregator

@@ -20,13 +20,12 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from marketflow.core.deadletter import dead_letter
-from marketflow.core.outbox import Outbox
+from marketflow.core.outbox import FramePartial, Outbox, encode_partials
 from marketflow.settings import Topics
 from marketflow.stream.replay import AlertLedger
 
 log = logging.getLogger("marketflow.sinks")
 
-PARTIALS_PER_RECORD = 64  # bounds a record (a rebuild re-sends a partition's whole day)
 _SNAPSHOT_TOPIC = {"index": "indices", "stock": "stocks", "sector": "sectors",
                    "market": "market", "southbound": "market"}
 
@@ -55,7 +54,7 @@ class Sinks:
         self._lock = asyncio.Lock()
         self._latest: dict[tuple[str, str], dict[str, Any]] = {}
         self._outgoing: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = {}
-        self._partials: list[dict[str, Any]] = []
+        self._partials: list[FramePartial] = []
         self._wakeup = asyncio.Event()
         self._drained = asyncio.Event()
         self._sender_task: asyncio.Future[None] | None = None
@@ -102,8 +101,8 @@ class Sinks:
         alerts, snapshots, partials = outbox.drain()
         producer = self.producer
         assert producer is not None
-        if partials:  # coalesced by the sender: one record per send, a JSON array
-            self._partials += [p.to_json() for p in partials]
+        if partials:  # coalesced by the sender into as few records as it can
+            self._partials += partials
             self._wakeup.set()
         if snapshots and not replay and self.emit_snapshots:
             await self._snapshots(snapshots)
@@ -152,8 +151,7 @@ class Sinks:
                     # the aggregator's agent pays Faust's per-record cost once per record
                     queued, self._partials = self._partials, []
                     self._outgoing.setdefault((self.topics.partials, 0), []).extend(
-                        (None, orjson.dumps(queued[i:i + PARTIALS_PER_RECORD]))
-                        for i in range(0, len(queued), PARTIALS_PER_RECORD))
+                        (None, record) for record in encode_partials(queued))
                 (topic, partition), messages = next(iter(self._outgoing.items()))
                 del self._outgoing[(topic, partition)]
                 batch = producer.create_batch()

@@ -1,0 +1,124 @@
+"""The worker's hand-off of frame partials to a co-located aggregator (no I/O: the topic
+is a list of the records the sinks would write). Partials go in-process once the topic
+has caught up, are held while it has not, and the aggregator skips its own copies; the
+figures and alerts must be the one-process pipeline's whenever the aggregator arrives."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from marketflow.core.outbox import FramePartial, decode_partials, encode_partials
+from marketflow.core.pipeline import Pipeline
+from marketflow.core.records import Tick
+from marketflow.core.rules import parse_rules
+from marketflow.stream.runtime import Runtime
+from tests.unit.core.test_partials_properties import PARTITION_OF, PARTITIONS, RULES
+from tests.unit.core.test_pipeline_properties import WINDOWS, tick_streams, universe
+
+FRAME_MS = 1000
+NEVER_IDLE_MS = 10**9
+
+
+def expected(ticks: list[Tick]) -> tuple[list[tuple], dict]:
+    pipeline = Pipeline(universe(), parse_rules(RULES, WINDOWS), FRAME_MS, tuple(WINDOWS))
+    for tick in ticks:
+        pipeline.on_tick(tick)
+    pipeline.finish()
+    result = pipeline.result()
+    alerts = [key(a) for a in result["alerts"] if a["metric"].startswith(("sector", "market"))]
+    return alerts, result["final"]["sectors"]
+
+
+def key(alert: dict) -> tuple:
+    return (alert["alert_id"], alert["ts"], alert["value"])
+
+
+def live(ticks: list[Tick], data: st.DataObject) -> tuple[list[tuple], dict, int]:
+    runtime = Runtime(universe(), parse_rules(RULES, WINDOWS), FRAME_MS, tuple(WINDOWS),
+                      PARTITIONS, NEVER_IDLE_MS)
+    processors = {p: runtime.new_processor(p) for p in range(PARTITIONS)}
+    topic: list[bytes] = []
+    read = 0  # the aggregator's position in the topic
+    alerts: list[tuple] = []
+    arrives_after = data.draw(st.integers(0, len(ticks)), label="aggregator arrives after")
+
+    def collect() -> None:
+        if runtime.aggregator is not None:
+            alerts.extend(key(a) for a in runtime.aggregator.outbox.drain()[0])
+
+    def ship(partition: int) -> None:
+        outbox = processors[partition].outbox
+        runtime.ship_partials(outbox)
+        collect()
+        topic.extend(encode_partials(outbox.drain()[2], per_record=data.draw(
+            st.integers(1, 4), label="partials per record")))
+
+    def consume(upto: int) -> None:
+        nonlocal read
+        while runtime.aggregator is not None and read < min(upto, len(topic)):
+            runtime.apply_partial(topic[read])
+            read += 1
+            collect()
+
+    for n, tick in enumerate(ticks):
+        if n == arrives_after:
+            runtime.aggregator = runtime.new_aggregator()
+        partition = PARTITION_OF[tick.symbol]
+        processors[partition].on_tick(tick)
+        processors[partition].emit_partial()
+        ship(partition)
+        consume(read + data.draw(st.integers(0, 3), label="records read"))
+    if runtime.aggregator is None:
+        runtime.aggregator = runtime.new_aggregator()
+    for partition, processor in processors.items():
+        processor.flush()
+        ship(partition)
+    consume(len(topic))
+    runtime.aggregator.close_all()
+    collect()
+    skipped = sum(1 for record in topic if decode_partials(record)[0] ==
+                  runtime.aggregator_token)
+    sectors, _ = runtime.aggregator.final_figures()
+    return alerts, sectors, skipped
+
+
+@settings(max_examples=150, deadline=None)
+@given(tick_streams(ordered=True), st.data())
+def test_handoff_equals_pipeline(ticks: list[Tick], data: st.DataObject) -> None:
+    want_alerts, want_sectors = expected(ticks)
+    alerts, sectors, _ = live(ticks, data)
+    assert alerts == want_alerts
+    for name, figures in want_sectors.items():
+        assert sectors[name] == figures, name
+
+
+def test_in_process_once_caught_up_and_own_copies_skipped() -> None:
+    """Partials sent before the aggregator arrived come by the topic; once it has read
+    them, the partition's partials go in-process and their copies are skipped."""
+    base = 1_763_947_800_000
+    ticks = [Tick("00001", base + i * 700, 50_000 + i * 100, 100, 500_000, None)
+             for i in range(40)]
+    alerts, sectors, skipped = live(ticks, _Script())
+    want_alerts, want_sectors = expected(ticks)
+    assert alerts == want_alerts
+    assert sectors["AI"] == want_sectors["AI"]
+    assert skipped > 0, "no partial took the in-process path"
+
+
+class _Script:
+    """A fixed `data` for the example above: the aggregator arrives after 10 ticks,
+    one partial per record, and reads one record per tick."""
+
+    def draw(self, strategy: object, label: str = "") -> int:
+        return {"aggregator arrives after": 10, "partials per record": 1,
+                "records read": 1}[label]
+
+
+def test_partials_record_round_trip() -> None:
+    partial = FramePartial(3, 1_000, (), origin="w", seq=7, applied_by="t")
+    other = FramePartial(3, 2_000, (), origin="w", seq=8)
+    records = encode_partials([partial, partial, other], per_record=64)
+    assert [decode_partials(r)[0] for r in records] == ["t", ""]
+    assert [len(decode_partials(r)[1]) for r in records] == [2, 1]
+    assert FramePartial.from_json(decode_partials(records[1])[1][0]) == other
