@@ -137,7 +137,8 @@ def build_app(config: Any, runtime: Runtime, sinks: Sinks, ledger: AlertLedger,
                 await _rebuild_aggregator(event.message.partition, event.message.offset)
             assert runtime.aggregator is not None
             started = time.perf_counter()
-            runtime.apply_partial(event.value)
+            runtime.apply_partial(event.value, sinks.reject, event.message.partition,
+                                  event.message.offset)
             await sinks.publish(runtime.aggregator.outbox)
             sinks.metrics_frame(time.perf_counter() - started)
 

@@ -168,21 +168,30 @@ class Runtime:
         except RecordError as error:
             reject(error.reason, partition, offset, error.detail, "southbound", value)
 
-    def apply_partial(self, value: bytes) -> None:
-        """A record of `mf.internal.frame-partials` (see `encode_partials`)."""
+    def apply_partial(self, value: bytes, reject: Reject | None = None,
+                      partition: int | None = None, offset: int | None = None) -> None:
+        """A record of `mf.internal.frame-partials` (see `encode_partials`); one that cannot
+        be decoded goes to `reject` whole, and changes nothing."""
         aggregator = self.aggregator
         assert aggregator is not None
         if value.startswith(self._own_prefix):
             return  # every partial in it reached this aggregator in-process already
-        tag, items = decode_partials(value)
+        try:
+            tag, items = decode_partials(value)
+            partials = [FramePartial.from_json(item) for item in items]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+            if reject is not None:
+                reject("invalid_partial", partition, offset, f"{type(error).__name__}: {error}",
+                       "partials", value)
+            return
         mine = bool(tag) and tag == self.aggregator_token
-        for item in items:
-            source = int(item["source"])
+        for partial in partials:
+            source = partial.source
             if not mine:
-                aggregator.on_partial(FramePartial.from_json(item))
-                self.clock.heard_from(source, int(item["watermark"]))
-            if item.get("origin") == self.worker_id:
-                self._seen[source] = max(self._seen.get(source, 0), int(item["seq"]))
+                aggregator.on_partial(partial)
+                self.clock.heard_from(source, partial.watermark)
+            if partial.origin == self.worker_id:
+                self._seen[source] = max(self._seen.get(source, 0), partial.seq)
                 if self._held.get(source) and self._caught_up(source):
                     self._apply_in_process(self._held.pop(source))
         self.finalised = False

@@ -84,7 +84,7 @@ class Sinks:
 
     def reject(self, reason: str, partition: int | None, offset: int | None, detail: str,
                source: str, payload: bytes) -> None:
-        topic = self.topics.ticks if source == "ticks" else self.topics.southbound
+        topic = getattr(self.topics, source)  # ticks, southbound or partials
         record = dead_letter(source_topic=topic, partition=partition, offset=offset,
                              reason=reason, detail=detail, payload=payload,
                              at=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"))

@@ -5,6 +5,7 @@ figures and alerts must be the one-process pipeline's whenever the aggregator ar
 
 from __future__ import annotations
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -122,3 +123,17 @@ def test_partials_record_round_trip() -> None:
     assert [decode_partials(r)[0] for r in records] == ["t", ""]
     assert [len(decode_partials(r)[1]) for r in records] == [2, 1]
     assert FramePartial.from_json(decode_partials(records[1])[1][0]) == other
+
+
+def test_a_bad_partials_record_is_rejected_whole_and_changes_nothing() -> None:
+    runtime = Runtime(universe(), parse_rules(RULES, WINDOWS), FRAME_MS, tuple(WINDOWS),
+                      PARTITIONS, NEVER_IDLE_MS)
+    aggregator = runtime.aggregator = runtime.new_aggregator()
+    good = FramePartial(0, 1_763_947_801_000, (), origin="w", seq=1).to_json()
+    rejected: list[tuple] = []
+    for value in (b"not json", b'{"applied_by": "", "partials": [{"source": 0}]}',
+                  b'{"applied_by": "", "partials": [' + orjson.dumps(good) + b', 7]}'):
+        runtime.apply_partial(value, lambda *args: rejected.append(args), 0, 41)
+    assert [(r[0], r[1], r[2], r[4]) for r in rejected] == [("invalid_partial", 0, 41,
+                                                             "partials")] * 3
+    assert aggregator.watermarks == {} and runtime.clock.watermarks[0] == -1
