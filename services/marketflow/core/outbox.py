@@ -59,8 +59,7 @@ class FramePartial:
             for day, frame, ticks, market, stocks in obj["groups"]
         )
         return cls(int(obj["source"]), int(obj["watermark"]), groups,
-                   str(obj.get("origin", "")), int(obj.get("seq", 0)),
-                   str(obj.get("applied_by", "")))
+                   str(obj.get("origin", "")), int(obj.get("seq", 0)))
 
 
 PARTIALS_PER_RECORD = 64  # bounds a record (a rebuild re-sends a partition's whole day)
@@ -93,11 +92,7 @@ def applied_prefix(tag: str) -> bytes:
 def decode_partials(value: bytes) -> tuple[str, list[dict[str, Any]]]:
     """(applied_by, partials as JSON objects) of a partials-topic record."""
     obj = orjson.loads(value)
-    if isinstance(obj, dict) and "partials" in obj:
-        return str(obj.get("applied_by") or ""), list(obj["partials"])
-    if isinstance(obj, list):
-        return "", obj
-    return str(obj.get("applied_by") or ""), [obj]
+    return str(obj["applied_by"]), list(obj["partials"])
 
 
 @dataclass(slots=True)

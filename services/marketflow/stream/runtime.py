@@ -176,20 +176,18 @@ class Runtime:
         assert aggregator is not None
         if value.startswith(self._own_prefix):
             return  # every partial in it reached this aggregator in-process already
-        try:
-            tag, items = decode_partials(value)
+        try:  # a record tagged with this aggregator's token was skipped above
+            _, items = decode_partials(value)
             partials = [FramePartial.from_json(item) for item in items]
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
             if reject is not None:
                 reject("invalid_partial", partition, offset, f"{type(error).__name__}: {error}",
                        "partials", value)
             return
-        mine = bool(tag) and tag == self.aggregator_token
         for partial in partials:
             source = partial.source
-            if not mine:
-                aggregator.on_partial(partial)
-                self.clock.heard_from(source, partial.watermark)
+            aggregator.on_partial(partial)
+            self.clock.heard_from(source, partial.watermark)
             if partial.origin == self.worker_id:
                 self._seen[source] = max(self._seen.get(source, 0), partial.seq)
                 if self._held.get(source) and self._caught_up(source):

@@ -10,11 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from marketflow.core.outbox import FramePartial, decode_partials, encode_partials
-from marketflow.core.pipeline import Pipeline
 from marketflow.core.records import Tick
 from marketflow.core.rules import parse_rules
 from marketflow.stream.runtime import Runtime
-from tests.unit.core.test_partials_properties import PARTITION_OF, PARTITIONS, RULES
+from tests.unit.core.test_partials_properties import (
+    PARTITION_OF,
+    PARTITIONS,
+    RULES,
+    key,
+    pipeline_run,
+)
 from tests.unit.core.test_pipeline_properties import WINDOWS, tick_streams, universe
 
 FRAME_MS = 1000
@@ -22,17 +27,8 @@ NEVER_IDLE_MS = 10**9
 
 
 def expected(ticks: list[Tick]) -> tuple[list[tuple], dict]:
-    pipeline = Pipeline(universe(), parse_rules(RULES, WINDOWS), FRAME_MS, tuple(WINDOWS))
-    for tick in ticks:
-        pipeline.on_tick(tick)
-    pipeline.finish()
-    result = pipeline.result()
-    alerts = [key(a) for a in result["alerts"] if a["metric"].startswith(("sector", "market"))]
-    return alerts, result["final"]["sectors"]
-
-
-def key(alert: dict) -> tuple:
-    return (alert["alert_id"], alert["ts"], alert["value"])
+    alerts, sectors, _ = pipeline_run(ticks)
+    return [key(a) for a in alerts], sectors
 
 
 def live(ticks: list[Tick], data: st.DataObject) -> tuple[list[tuple], dict, int]:
