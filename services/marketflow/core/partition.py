@@ -7,9 +7,11 @@ leaves as `FrameGroup`s: the absolute state of the stocks it changed, per event-
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from marketflow.core.outbox import FrameGroup, FramePartial, Outbox
+from marketflow.core.frames import FrameGroup, FramePartial
+from marketflow.core.output import Alert, Output, Snapshot
 from marketflow.core.records import RecordError, Tick
 from marketflow.core.refdata import ReferenceData
 from marketflow.core.rules import RuleEngine, RuleSet
@@ -21,7 +23,8 @@ from marketflow.core.timeutil import (
     trading_date,
 )
 
-STOCK_METRICS = ("stock.change_pct", "index.change_pct")
+PER_TICK_METRICS = ("stock.change_pct", "index.change_pct")
+NO_ALERTS: tuple[Alert, ...] = ()
 
 
 class StockState:
@@ -88,14 +91,14 @@ class PartitionProcessor:
     """The state of one `md.ticks` partition for one trading day at a time."""
 
     def __init__(self, ref: ReferenceData, rules: RuleSet, frame_ms: int = 1000,
-                 source: int = 0, outbox: Outbox | None = None,
-                 emit_snapshots: bool = True) -> None:
+                 source: int = 0, emit_snapshots: bool = True) -> None:
         self.ref = ref
         self.emit_snapshots = emit_snapshots
         self.frame_ms = frame_ms
         self.source = source
-        self.outbox = outbox if outbox is not None else Outbox()
-        self.engine = RuleEngine(rules, STOCK_METRICS)
+        self.engine = RuleEngine(rules, PER_TICK_METRICS)
+        self.closed: list[FrameGroup] = []  # closed frame groups not yet handed over
+        self._snapshots: list[Snapshot] = []  # a finished day's, not yet handed over
         self._stock_rules = self.engine.has_rules("stock.change_pct")
         self._index_rules = self.engine.has_rules("index.change_pct")
         self.day: int | None = None
@@ -121,7 +124,6 @@ class PartitionProcessor:
         self.changed_indices: set[str] = set()
         self._due_stocks: set[str] = set()
         self._due_indices: set[str] = set()
-        self.closed: list[FrameGroup] = []
         self.engine.reset_day()
 
     def _close_frame(self) -> None:
@@ -139,10 +141,9 @@ class PartitionProcessor:
         self.changed_indices = set()
         self.frame_ticks = 0
 
-    def _flush_snapshots(self) -> None:
+    def _due_snapshots(self, snapshots: list[Snapshot]) -> None:
         """One snapshot per stock or index changed in the frames closed since the last
-        flush: at most one per key per frame (a second of event time), the latest."""
-        snapshots = self.outbox.snapshots
+        hand-over: at most one per key per frame (a second of event time), the latest."""
         stocks = self.stocks
         for symbol in self._due_stocks:
             snapshots.append(self.stock_snapshot(stocks[symbol], final=False))
@@ -151,24 +152,26 @@ class PartitionProcessor:
         self._due_stocks = set()
         self._due_indices = set()
 
-    def emit_partial(self) -> None:
-        """Hand over the closed frame groups (and the snapshots they make due)."""
+    def emit(self) -> Output:
+        """Hand over the closed frame groups as one partial, with the snapshots they make due."""
+        out = Output()
         if self.closed:
-            self.outbox.partials.append(
-                FramePartial(self.source, self.watermark, tuple(self.closed))
-            )
+            out.partials.append(FramePartial(self.source, self.watermark, tuple(self.closed)))
             self.closed = []
+        if self._snapshots:
+            out.snapshots, self._snapshots = self._snapshots, []
         if self._due_stocks or self._due_indices:
-            self._flush_snapshots()
+            self._due_snapshots(out.snapshots)
+        return out
 
-    def flush(self) -> None:
+    def flush(self) -> Output:
         """Close the open frame and emit every closed group (end of input, or idle).
 
         The frame stays current: a tick that comes later in it (or late, for an earlier
         one) makes a second group of the same frame, so a source's groups never go back
         in frame number (the aggregator drops ones that do as re-deliveries)."""
         self._close_frame()
-        self.emit_partial()
+        return self.emit()
 
     # -- ticks -----------------------------------------------------------------------
 
@@ -184,8 +187,8 @@ class PartitionProcessor:
                     f"{trading_date(ts)} is before the current trading day "
                     f"{trading_date(self.day_start)}",
                 )
-            self._close_frame()
-            self.emit_partial()
+            self._close_frame()  # the old day's groups stay in `closed` until emit()
+            self._due_snapshots(self._snapshots)
             self._start_day(day)
         frame = ts // self.frame_ms
         if self.frame is None:
@@ -201,19 +204,19 @@ class PartitionProcessor:
         self._stock_rules = self.engine.has_rules("stock.change_pct")
         self._index_rules = self.engine.has_rules("index.change_pct")
 
-    def on_tick(self, tick: Tick) -> None:
-        """Apply one tick. Raises RecordError for a tick that cannot be used."""
+    def on_tick(self, tick: Tick) -> Sequence[Alert]:
+        """Apply one tick; returns the alerts it fires. Raises RecordError for a tick that
+        cannot be used. Frame groups and snapshots it closes wait for `emit()`."""
         ts = tick.ts
         if ts // self.frame_ms != self.frame or not self.day_start <= ts < self.day_end:
             self.advance(ts)
         elif ts > self.watermark:
             self.watermark = ts
         if tick.kind == "index":
-            self._on_index(tick)
-        else:
-            self._on_trade(tick)
+            return self._on_index(tick)
+        return self._on_trade(tick)
 
-    def _on_trade(self, tick: Tick) -> None:
+    def _on_trade(self, tick: Tick) -> Sequence[Alert]:
         symbol = tick.symbol
         state = self.stocks.get(symbol)
         if state is None:
@@ -227,7 +230,7 @@ class PartitionProcessor:
         if seq is not None:
             if seq <= state.max_seq:
                 self.duplicates += 1
-                return
+                return NO_ALERTS
             state.max_seq = seq
         self.frame_ticks += 1
         state.turnover += tick.turnover
@@ -238,17 +241,16 @@ class PartitionProcessor:
             state.last = tick.price
             state.last_ts = tick.ts
         if not state.in_universe:
-            return
+            return NO_ALERTS
         self.changed.add(symbol)
-        if self._stock_rules:
-            alerts = self.engine.evaluate(
-                "stock.change_pct", symbol, state.change_pct(), tick.ts, state.last / 1000,
-                state.name, lambda: self._stock_evidence(state),
-            )
-            if alerts:
-                self.outbox.alerts.extend(alerts)
+        if not self._stock_rules:
+            return NO_ALERTS
+        return self.engine.evaluate(
+            "stock.change_pct", symbol, state.change_pct(), tick.ts, state.last / 1000,
+            state.name, lambda: self._stock_evidence(state),
+        )
 
-    def _on_index(self, tick: Tick) -> None:
+    def _on_index(self, tick: Tick) -> Sequence[Alert]:
         symbol = tick.symbol
         state = self.indices.get(symbol)
         if state is None:
@@ -260,20 +262,19 @@ class PartitionProcessor:
         if seq is not None:
             if seq <= state.max_seq:
                 self.duplicates += 1
-                return
+                return NO_ALERTS
             state.max_seq = seq
         self.frame_ticks += 1
         if tick.ts >= state.level_ts:
             state.level = tick.price
             state.level_ts = tick.ts
         self.changed_indices.add(symbol)
-        if self._index_rules:
-            alerts = self.engine.evaluate(
-                "index.change_pct", symbol, state.change_pct(), tick.ts, state.level / 1000,
-                state.name, lambda: self._index_evidence(state),
-            )
-            if alerts:
-                self.outbox.alerts.extend(alerts)
+        if not self._index_rules:
+            return NO_ALERTS
+        return self.engine.evaluate(
+            "index.change_pct", symbol, state.change_pct(), tick.ts, state.level / 1000,
+            state.name, lambda: self._index_evidence(state),
+        )
 
     # -- evidence and snapshots ------------------------------------------------------
 

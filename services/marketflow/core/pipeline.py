@@ -1,9 +1,9 @@
 """The whole computation in one process: ticks and southbound updates in, figures and alerts out.
 
-`marketflow backtest` runs this. The live worker runs the same pieces split across
-partitions (a `PartitionProcessor` per `md.ticks` partition, one `SectorAggregator` fed by
-their frame partials, one `SouthboundBook`); here they are wired directly, with a single
-source whose watermark closes the frames.
+`marketflow backtest` runs this. The live worker runs the same steps split across
+partitions (a `PartitionProcessor` per `md.ticks` partition, their frame partials routed
+to one `SectorAggregator` by the same `FrameRouter`, one `SouthboundBook`); here there is
+a single source, whose watermark closes the frames.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from marketflow.core.outbox import Outbox
+from marketflow.core.frames import FrameClock, FrameRouter
+from marketflow.core.output import Alert, Output, Snapshot
 from marketflow.core.partition import PartitionProcessor
 from marketflow.core.records import RecordError, SouthboundUpdate, Tick
 from marketflow.core.refdata import ReferenceData
@@ -21,20 +22,25 @@ from marketflow.core.sectors import SectorAggregator
 from marketflow.core.southbound import SouthboundBook
 
 
+def _offline_clock() -> float:
+    return 0.0  # offline, sources are never idle: wall time plays no part
+
+
 class Pipeline:
     def __init__(self, ref: ReferenceData, rules: RuleSet, frame_ms: int = 1000,
                  windows: Iterable[str] = ("1m", "5m", "15m", "60m"),
                  keep_snapshots: bool = False) -> None:
         self.ref = ref
-        self.outbox = Outbox()
-        self.processor = PartitionProcessor(ref, rules, frame_ms, 0, self.outbox,
+        self.processor = PartitionProcessor(ref, rules, frame_ms, 0,
                                             emit_snapshots=keep_snapshots)
-        self.aggregator = SectorAggregator(ref, rules, frame_ms, windows, self.outbox,
+        self.aggregator = SectorAggregator(ref, rules, frame_ms, windows,
                                            emit_snapshots=keep_snapshots)
-        self.southbound = SouthboundBook(rules, self.outbox)
+        self.router = FrameRouter(self.aggregator,
+                                  FrameClock(1, frame_ms, idle_ms=None, now=_offline_clock))
+        self.southbound = SouthboundBook(rules)
         self.keep_snapshots = keep_snapshots
-        self.alerts: list[dict[str, Any]] = []
-        self.snapshots: list[dict[str, Any]] = []
+        self.alerts: list[Alert] = []
+        self.snapshots: list[Snapshot] = []
         self.rejected: Counter[str] = Counter()
         self.ticks = 0
 
@@ -47,56 +53,47 @@ class Pipeline:
             return
         if processor.closed:
             # frames before this tick close first, so alerts come out in event-time order
-            processor.emit_partial()
-            aggregator = self.aggregator
-            for partial in self.outbox.partials:
-                aggregator.on_partial(partial)
-            self.outbox.partials.clear()
-            aggregator.close_until_watermark(processor.watermark)
+            out = processor.emit()
+            self._collect(out.add(self.router.route(out.partials)))
         try:
-            processor.on_tick(tick)
+            alerts = processor.on_tick(tick)
         except RecordError as error:
             self.rejected[error.reason] += 1
             return
         self.ticks += 1
-        if self.outbox.alerts or self.outbox.snapshots:
-            self._collect()
+        if alerts:
+            self.alerts += alerts
 
     def on_southbound(self, update: SouthboundUpdate) -> None:
         try:
-            self.southbound.on_update(update)
+            out = self.southbound.on_update(update)
         except RecordError as error:
             self.rejected[error.reason] += 1
             return
-        self._collect()
+        self._collect(out)
 
     def reject(self, reason: str) -> None:
         self.rejected[reason] += 1
 
     def finish(self) -> None:
         """End of input: close the open frame and every pending one, emit final snapshots."""
-        self.processor.flush()
-        for partial in self.outbox.partials:
-            self.aggregator.on_partial(partial)
-        self.outbox.partials.clear()
-        self.aggregator.close_all()
-        self.aggregator.final_snapshots()
-        self.outbox.snapshots += self.processor.final_snapshots()
-        self.outbox.snapshots += self.southbound.final_snapshots()
-        self._collect()
+        out = self.processor.flush()
+        out.add(self.router.finish(out.partials))
+        out.snapshots += self.processor.final_snapshots()
+        out.snapshots += self.southbound.final_snapshots()
+        self._collect(out)
 
-    def _collect(self) -> None:
-        alerts, snapshots, _ = self.outbox.drain()
-        self.alerts += alerts
+    def _collect(self, out: Output) -> None:
+        self.alerts += out.alerts
         if self.keep_snapshots:
-            self.snapshots += snapshots
+            self.snapshots += out.snapshots
 
     @property
     def duplicates(self) -> int:
         return self.processor.duplicates
 
     def result(self) -> dict[str, Any]:
-        """The `marketflow backtest --json` object (SPEC.md)."""
+        """The `marketflow backtest --json` object (docs/contracts.md, "Backtest JSON")."""
         processor = self.processor
         indices = {}
         for symbol, index in self.ref.indices.items():

@@ -15,7 +15,8 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from typing import Any
 
-from marketflow.core.outbox import FrameGroup, FramePartial, Outbox
+from marketflow.core.frames import FrameGroup, FramePartial
+from marketflow.core.output import Alert, Output, Snapshot
 from marketflow.core.refdata import ReferenceData
 from marketflow.core.rules import RuleEngine, RuleSet, parse_duration
 from marketflow.core.timeutil import day_number, to_rfc3339, trading_date
@@ -141,7 +142,7 @@ class SectorAggregator:
 
     def __init__(self, ref: ReferenceData, rules: RuleSet, frame_ms: int = 1000,
                  windows: Iterable[str] = ("1m", "5m", "15m", "60m"),
-                 outbox: Outbox | None = None, emit_snapshots: bool = True) -> None:
+                 emit_snapshots: bool = True) -> None:
         self.ref = ref
         self.emit_snapshots = emit_snapshots
         self.frame_ms = frame_ms
@@ -153,7 +154,6 @@ class SectorAggregator:
                 raise ValueError(f"window {window} is not a multiple of the frame ({frame_ms} ms)")
             self.window_frames[window] = ms // frame_ms
         self.max_window = max(self.window_frames.values(), default=0)
-        self.outbox = outbox if outbox is not None else Outbox()
         self.engine = RuleEngine(rules, SECTOR_METRICS)
         self.book = SectorBook(ref)
         self.day: int | None = None
@@ -167,8 +167,9 @@ class SectorAggregator:
         self.history_levels: list[list[int]] = []
         self.watermarks: dict[int, int] = {}
         self.source_frames: dict[int, int] = {}  # source -> latest frame of its groups
-        self.stale_groups = 0
-        self.redelivered_groups = 0
+        # groups dropped (exported as marketflow_frame_groups_dropped_total{reason})
+        self.redelivered_groups = 0  # older than their source's latest: re-deliveries
+        self.stale_groups = 0  # of a trading day already closed
         self._emitted_ms: dict[str, int] = {}
         self._contributors: dict[int, list[dict[str, Any]]] = {}
         self._contributors_at = -CONTRIBUTORS_EVERY_MS
@@ -203,27 +204,24 @@ class SectorAggregator:
         if partial.watermark > self.watermarks.get(partial.source, -1):
             self.watermarks[partial.source] = partial.watermark
 
-    def close_through(self, frame_limit: int) -> None:
-        """Evaluate every pending frame <= frame_limit, in order; then emit one snapshot
-        per sector touched by them (the latest), and of the market."""
+    def close_through(self, frame_limit: int) -> Output:
+        """Evaluate every pending frame <= frame_limit, in order: the alerts they fire,
+        then one snapshot per sector touched by them (the latest), and of the market."""
+        out = Output()
         heap = self._pending_frames
         while heap and heap[0] <= frame_limit:
             frame = heapq.heappop(heap)
-            self._evaluate(frame, self.pending.pop(frame))
+            self._evaluate(frame, self.pending.pop(frame), out)
         if frame_limit > self.closed_through:
             self.closed_through = frame_limit
         if self._snapshot_due and self.last_frame is not None:
-            self._emit(self.last_frame, final=False)
+            self._emit(self.last_frame, False, out.snapshots)
             self._snapshot_due = False
             self.book.touched.clear()
+        return out
 
-    def close_until_watermark(self, watermark: int) -> None:
-        """Close the frames whose end is at or before `watermark` (event time)."""
-        self.close_through(watermark // self.frame_ms - 1)
-
-    def close_all(self) -> None:
-        if self.pending:
-            self.close_through(max(self.pending))
+    def close_all(self) -> Output:
+        return self.close_through(max(self.pending)) if self.pending else Output()
 
     # -- evaluation ------------------------------------------------------------------
 
@@ -239,11 +237,11 @@ class SectorAggregator:
     def market_turnover(self) -> int:
         return sum(self.market_parts.values())
 
-    def _evaluate(self, frame: int, groups: list[tuple[int, FrameGroup]]) -> None:
+    def _evaluate(self, frame: int, groups: list[tuple[int, FrameGroup]], out: Output) -> None:
         day = day_number(frame * self.frame_ms)
         if self.day is None or day > self.day:
             if self._snapshot_due and self.last_frame is not None:
-                self._emit(self.last_frame, final=False)  # the old day's, before the reset
+                self._emit(self.last_frame, False, out.snapshots)  # the old day's, first
                 self._snapshot_due = False
             self._start_day(day)
         book = self.book
@@ -263,7 +261,7 @@ class SectorAggregator:
             return
         self.last_frame = frame
         self._record_history(frame)
-        self._evaluate_rules(frame)
+        self._evaluate_rules(frame, out.alerts)
         if self.emit_snapshots:
             self._snapshot_due = True
         else:
@@ -298,11 +296,10 @@ class SectorAggregator:
             out[window] = (now - before) * 100 / before
         return out
 
-    def _evaluate_rules(self, frame: int) -> None:
+    def _evaluate_rules(self, frame: int, alerts: list[Alert]) -> None:
         engine = self.engine
         book = self.book
         ts = (frame + 1) * self.frame_ms
-        alerts = self.outbox.alerts
         gain_rules = engine.has_rules("sector.gain_pct")
         eq_rules = engine.has_rules("sector.eq_gain_pct")
         turnover_rules = engine.has_rules("sector.turnover_hkd")
@@ -361,11 +358,10 @@ class SectorAggregator:
             "unchanged": unchanged,
         }
 
-    def _emit(self, frame: int, final: bool) -> None:
+    def _emit(self, frame: int, final: bool, snapshots: list[Snapshot]) -> None:
         end = (frame + 1) * self.frame_ms
         head = {"trading_date": trading_date(end - 1), "ts": to_rfc3339(end), "final": final}
         book = self.book
-        snapshots = self.outbox.snapshots
         sectors = range(len(book.names)) if final else sorted(book.touched)
         lookback = self._lookback(frame)
         # contributors cost O(members): fresh every `CONTRIBUTORS_EVERY_MS` of event time
@@ -398,10 +394,12 @@ class SectorAggregator:
         self._emitted_ms[key] = end
         return True
 
-    def final_snapshots(self) -> None:
-        """Session-end snapshots of every sector and the market (after `close_all`)."""
+    def final_snapshots(self) -> list[Snapshot]:
+        """Snapshots of every sector and the market after all input (after `close_all`)."""
+        snapshots: list[Snapshot] = []
         if self.last_frame is not None:
-            self._emit(self.last_frame, final=True)
+            self._emit(self.last_frame, True, snapshots)
+        return snapshots
 
     def final_figures(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """Sectors and market as `marketflow backtest` prints them."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marketflow.core.outbox import Outbox
+from marketflow.core.output import Output, Snapshot
 from marketflow.core.records import RecordError, SouthboundUpdate
 from marketflow.core.rules import RuleEngine, RuleSet
 from marketflow.core.timeutil import day_number, to_rfc3339, trading_date
@@ -16,8 +16,7 @@ METRIC = "southbound.net_inflow_hkd"
 class SouthboundBook:
     """Latest cumulative buy and sell per channel (cents) for one trading day at a time."""
 
-    def __init__(self, rules: RuleSet, outbox: Outbox | None = None) -> None:
-        self.outbox = outbox if outbox is not None else Outbox()
+    def __init__(self, rules: RuleSet) -> None:
         self.engine = RuleEngine(rules, (METRIC,))
         self.day: int | None = None
         self._reset()
@@ -28,7 +27,9 @@ class SouthboundBook:
         self.latest_ts = dict.fromkeys(CHANNELS, -1)
         self.engine.reset_day()
 
-    def on_update(self, update: SouthboundUpdate) -> None:
+    def on_update(self, update: SouthboundUpdate) -> Output:
+        """Apply one update; returns the alerts it fires and the channel's and the total's
+        snapshots. Raises RecordError for an update of a finished day."""
         day = day_number(update.ts)
         if self.day is None or day > self.day:
             self.day = day
@@ -41,17 +42,19 @@ class SouthboundBook:
             self.buy[channel] = update.buy
             self.sell[channel] = update.sell
             self.latest_ts[channel] = update.ts
+        out = Output()
         for subject in (channel, "total"):
             value = self.net(subject) / 100
-            self.outbox.alerts.extend(self.engine.evaluate(
+            out.alerts += self.engine.evaluate(
                 METRIC, subject, value, update.ts, value, subject, self.evidence,
-            ))
+            )
         stamp = {"trading_date": trading_date(update.ts), "ts": to_rfc3339(update.ts),
                  "final": False}
-        for subject in (channel, "total"):
-            self.outbox.snapshots.append(
-                {"type": "southbound", "subject": subject, **stamp, **self.figures(subject)}
-            )
+        out.snapshots = [
+            {"type": "southbound", "subject": subject, **stamp, **self.figures(subject)}
+            for subject in (channel, "total")
+        ]
+        return out
 
     def net(self, subject: str) -> int:
         if subject == "total":
@@ -71,7 +74,7 @@ class SouthboundBook:
     def final(self) -> dict[str, dict[str, float]]:
         return {s: self.figures(s) for s in (*CHANNELS, "total")}
 
-    def final_snapshots(self) -> list[dict[str, Any]]:
+    def final_snapshots(self) -> list[Snapshot]:
         ts = max(self.latest_ts.values())
         if ts < 0:
             return []

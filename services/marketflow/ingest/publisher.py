@@ -28,7 +28,7 @@ from marketflow.core.records import (
 from marketflow.ingest.partitioner import partition_for
 from marketflow.settings import Topics
 
-Kind = Literal["ticks", "southbound"]
+Feed = Literal["ticks", "southbound"]  # which input feed (topic) a record belongs to
 
 
 class BrokerUnavailable(RuntimeError):
@@ -101,13 +101,13 @@ class Publisher:
 
     # -- records ---------------------------------------------------------------------
 
-    def publish_lines(self, kind: Kind, lines: Iterable[tuple[int, str, Any]],
+    def publish_lines(self, kind: Feed, lines: Iterable[tuple[int, str, Any]],
                       source_file: str, progress: Callable[[int], None] | None = None,
                       ) -> PublishSummary:
         return self.publish_mixed(((kind, n, raw, obj) for n, raw, obj in lines),
                                   source_file, progress)
 
-    def publish_mixed(self, items: Iterable[tuple[Kind, int, str, Any]], source: str,
+    def publish_mixed(self, items: Iterable[tuple[Feed, int, str, Any]], source: str,
                       progress: Callable[[int], None] | None = None) -> PublishSummary:
         """Ticks and southbound updates interleaved in event-time order (the simulator)."""
         summary = PublishSummary()
@@ -133,7 +133,7 @@ class Publisher:
         summary.elapsed = time.monotonic() - started
         return summary
 
-    def _reject(self, kind: Kind, summary: PublishSummary, error: RecordError, raw: str,
+    def _reject(self, kind: Feed, summary: PublishSummary, error: RecordError, raw: str,
                 source_file: str, number: int) -> None:
         summary.rejected[error.reason] += 1
         if len(summary.examples) < self.max_examples:
@@ -145,7 +145,7 @@ class Publisher:
             at=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"))
         self.producer.send(self.topics.deadletter, orjson.dumps(record))
 
-    def _send(self, kind: Kind, record: Tick | SouthboundUpdate, summary: PublishSummary
+    def _send(self, kind: Feed, record: Tick | SouthboundUpdate, summary: PublishSummary
               ) -> None:
         self._wait_for(record.ts)
         summary.sent += 1

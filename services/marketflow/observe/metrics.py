@@ -46,6 +46,11 @@ class MarketflowMetrics:
         self.frame_seconds = Histogram(
             "marketflow_frame_close_seconds", "Time to apply a frame partial and close frames",
             buckets=LATENCY_BUCKETS, registry=registry)
+        self.groups_dropped = Counter(
+            "marketflow_frame_groups_dropped",
+            "Frame groups the aggregator dropped: re-delivered (older than their source's "
+            "latest) or of a trading day already closed", ["reason"], registry=registry)
+        self._dropped_seen: dict[str, int] = {}
         self.batch_seconds = Histogram(
             "marketflow_batch_process_seconds", "Time to process one md.ticks record",
             buckets=LATENCY_BUCKETS, registry=registry)
@@ -75,6 +80,16 @@ class MarketflowMetrics:
 
     def observe_tick_to_alert(self, seconds: float) -> None:
         self.tick_to_alert.observe(max(seconds, 0.0))
+
+    def observe_dropped_groups(self, totals: dict[str, int]) -> None:
+        """`totals`: the aggregator's running counts by reason (a new aggregator starts
+        again from 0, so a drop in a total counts from there)."""
+        for reason, total in totals.items():
+            seen = self._dropped_seen.get(reason, 0)
+            if total != seen:
+                self.groups_dropped.labels(reason=reason).inc(total - seen if total > seen
+                                                               else total)
+                self._dropped_seen[reason] = total
 
     def observe_batch(self, seconds: float) -> None:
         self.batch_seconds.observe(seconds)

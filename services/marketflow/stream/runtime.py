@@ -1,107 +1,68 @@
 """The worker's state and the decisions that do not depend on Faust.
 
-One `PartitionProcessor` per assigned `md.ticks` partition, the `SectorAggregator` fed by
-`mf.internal.frame-partials` (a single partition, so exactly one worker aggregates), and the
-`SouthboundBook` of `md.southbound`. Each is rebuilt from its source topic the first time
-its partition is seen (see `replay.py`).
+One `PartitionProcessor` per assigned `md.ticks` partition; the `FrameRouter` (and its
+`SectorAggregator`) where `mf.internal.frame-partials` is assigned (one partition, so
+exactly one worker aggregates); the `SouthboundBook` of `md.southbound`. Each is rebuilt
+from its source topic the first time its partition is seen (`app.py`, `replay.py`).
 
-Frame closing (SPEC.md's evaluation clock): frame k closes once every source partition's
-watermark has passed its end, leaving out sources idle for `idle_ms` of wall time; after
-a quiet spell every source gets `idle_ms` of grace to report in before it can be left out,
-so that the first partition to wake up cannot close frames the others still hold.
+Every method returns what it produced (`Emission`: alerts and snapshots to publish, frame
+partials to ship); the Faust adapter routes it in one place.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 import time
-import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import orjson
 
-from marketflow.core.outbox import (
-    FrameGroup,
-    FramePartial,
-    Outbox,
-    applied_prefix,
-    decode_partials,
-)
+from marketflow.core.frames import FrameClock, FrameGroup, FramePartial, FrameRouter
+from marketflow.core.output import Alert, Output
 from marketflow.core.partition import PartitionProcessor
 from marketflow.core.records import RecordError, parse_southbound, parse_ticks
 from marketflow.core.refdata import ReferenceData
 from marketflow.core.rules import RuleSet
 from marketflow.core.sectors import SectorAggregator
 from marketflow.core.southbound import SouthboundBook
+from marketflow.stream.partials import Handoff, Shipped, decode_partials
 
-log = logging.getLogger(__name__)
-
+# reason, partition, offset, detail, source ("ticks", "southbound", "partials"), payload
 Reject = Callable[[str, int | None, int | None, str, str, bytes], None]
 
 
-class FrameClock:
-    """Which frames may close, from source watermarks and wall-clock idleness."""
+def ignore_rejects(*_: object) -> None:
+    """Rejects seen again while rebuilding were dead-lettered the first time."""
 
-    def __init__(self, sources: int, frame_ms: int, idle_ms: int,
-                 now: Callable[[], float] = time.monotonic) -> None:
-        self.sources = sources
-        self.frame_ms = frame_ms
-        self.idle_s = idle_ms / 1000
-        self.now = now
-        start = now()
-        self.heard = dict.fromkeys(range(sources), start)
-        self.watermarks = dict.fromkeys(range(sources), -1)
-        self.resumed_at = start
-        self.quiet = True  # until the first partial: then every source gets its grace
 
-    def heard_from(self, source: int, watermark: int) -> None:
-        now = self.now()
-        if self.quiet:
-            self.quiet = False
-            self.resumed_at = now
-        self.heard[source] = now
-        if watermark > self.watermarks.get(source, -1):
-            self.watermarks[source] = watermark
+@dataclass(slots=True)
+class Emission:
+    """What one step of the worker produced: alerts and snapshots to publish, partials
+    stamped for the partials topic, and how many ticks it applied."""
 
-    def idle(self, source: int, now: float | None = None) -> bool:
-        now = self.now() if now is None else now
-        return now - max(self.heard.get(source, 0.0), self.resumed_at) > self.idle_s
-
-    def all_idle(self) -> bool:
-        return all(self.idle(s) for s in range(self.sources))
-
-    def closable_through(self) -> int | None:
-        """The last frame every active source has passed, or None if some source holds all."""
-        now = self.now()
-        active = [self.watermarks[s] for s in range(self.sources) if not self.idle(s, now)]
-        if not active:
-            return None
-        return min(active) // self.frame_ms - 1
+    output: Output = field(default_factory=Output)
+    shipped: list[Shipped] = field(default_factory=list)
+    ticks: int = 0
 
 
 class Runtime:
     def __init__(self, ref: ReferenceData, rules: RuleSet, frame_ms: int,
                  windows: tuple[str, ...], sources: int, idle_ms: int,
-                 source_flush_ms: int = 250) -> None:
+                 source_flush_ms: int = 250, now: Callable[[], float] = time.monotonic,
+                 ) -> None:
         self.ref = ref
         self.rules = rules
         self.frame_ms = frame_ms
         self.windows = windows
+        self.now = now
         self.processors: dict[int, PartitionProcessor] = {}
         self.activity: dict[int, float] = {}
         self.flushed: set[int] = set()
-        self.aggregator: SectorAggregator | None = None
+        self.router: FrameRouter | None = None
         self.aggregator_rebuilding = False
-        self.aggregator_token = ""
-        self.worker_id = uuid.uuid4().hex[:12]
-        self._sent: dict[int, int] = {}  # source -> seq of the last partial sent
-        self._must_see: dict[int, int] = {}  # source -> last seq sent by the topic only
-        self._seen: dict[int, int] = {}  # source -> last own seq the aggregator read
-        self._held: dict[int, list[FramePartial]] = {}  # source -> waiting for the topic
-        self._own_prefix = b"\x00"  # no aggregator yet: matches no record
+        self.handoff = Handoff()
         self.southbound: SouthboundBook | None = None
-        self.clock = FrameClock(sources, frame_ms, idle_ms)
+        self.clock = FrameClock(sources, frame_ms, idle_ms, now)
         self.source_flush_s = source_flush_ms / 1000
         self.finalised = True
         self.ticks = 0
@@ -109,150 +70,105 @@ class Runtime:
     # -- construction (also used by rebuilds) ---------------------------------------
 
     def new_processor(self, partition: int) -> PartitionProcessor:
-        return PartitionProcessor(self.ref, self.rules, self.frame_ms, partition, Outbox())
+        return PartitionProcessor(self.ref, self.rules, self.frame_ms, partition)
 
-    def new_aggregator(self) -> SectorAggregator:
-        """A fresh aggregator (it then replays the partials topic): everything this worker
-        sent so far must come to it through the topic before the in-process path opens."""
-        self.aggregator_token = uuid.uuid4().hex[:16]
-        self._own_prefix = applied_prefix(self.aggregator_token)
-        self._must_see = dict(self._sent)
-        self._seen = {}
-        self._held = {}  # held for a former aggregator: it gets them by the topic now
-        return SectorAggregator(self.ref, self.rules, self.frame_ms, self.windows, Outbox())
+    def new_aggregator(self) -> FrameRouter:
+        """A fresh aggregator, installed; it then replays the partials topic."""
+        self.handoff.new_aggregator()
+        aggregator = SectorAggregator(self.ref, self.rules, self.frame_ms, self.windows)
+        self.router = FrameRouter(aggregator, self.clock)
+        return self.router
 
     def new_southbound(self) -> SouthboundBook:
-        return SouthboundBook(self.rules, Outbox())
+        return SouthboundBook(self.rules)
 
     def set_rules(self, rules: RuleSet) -> None:
         self.rules = rules
         for processor in self.processors.values():
             processor.set_rules(rules)
-        if self.aggregator is not None:
-            self.aggregator.engine.set_rules(rules)
+        if self.router is not None:
+            self.router.aggregator.engine.set_rules(rules)
         if self.southbound is not None:
             self.southbound.engine.set_rules(rules)
 
     # -- records ---------------------------------------------------------------------
 
-    @staticmethod
-    def apply_ticks(processor: PartitionProcessor, value: bytes, partition: int,
-                    offset: int, reject: Reject) -> int:
-        """Decode one `md.ticks` record and apply it; bad input goes to `reject`."""
+    def on_ticks(self, processor: PartitionProcessor, value: bytes, offset: int,
+                 reject: Reject, replay: bool = False) -> Emission:
+        """One `md.ticks` record through its partition's processor; its partials shipped
+        (in-process too, unless replaying). Bad input goes to `reject`."""
+        partition = processor.source
+        applied = 0
         try:
             ticks = parse_ticks(orjson.loads(value))
         except orjson.JSONDecodeError as error:
             reject("invalid_json", partition, offset, str(error), "ticks", value)
-            return 0
+            ticks = []
         except RecordError as error:
             reject(error.reason, partition, offset, error.detail, "ticks", value)
-            return 0
-        applied = 0
+            ticks = []
+        alerts: list[Alert] = []
         for tick in ticks:
             try:
-                processor.on_tick(tick)
-                applied += 1
+                fired = processor.on_tick(tick)
             except RecordError as error:
                 reject(error.reason, partition, offset, error.detail, "ticks",
                        orjson.dumps(tick.to_json()))
-        processor.emit_partial()
-        return applied
+                continue
+            applied += 1
+            if fired:
+                alerts += fired
+        emission = self.ship(processor.emit(), in_process=not replay)
+        # the frames it closed lie before these ticks: their alerts come first
+        emission.output.alerts += alerts
+        emission.ticks = applied
+        return emission
 
-    @staticmethod
-    def apply_southbound(book: SouthboundBook, value: bytes, partition: int, offset: int,
-                         reject: Reject) -> None:
+    def on_southbound(self, book: SouthboundBook, value: bytes, partition: int, offset: int,
+                      reject: Reject) -> Emission:
         try:
-            book.on_update(parse_southbound(orjson.loads(value)))
+            return Emission(book.on_update(parse_southbound(orjson.loads(value))))
         except orjson.JSONDecodeError as error:
             reject("invalid_json", partition, offset, str(error), "southbound", value)
         except RecordError as error:
             reject(error.reason, partition, offset, error.detail, "southbound", value)
+        return Emission()
 
-    def apply_partial(self, value: bytes, reject: Reject | None = None,
-                      partition: int | None = None, offset: int | None = None) -> None:
-        """A record of `mf.internal.frame-partials` (see `encode_partials`); one that cannot
-        be decoded goes to `reject` whole, and changes nothing."""
-        aggregator = self.aggregator
-        assert aggregator is not None
-        if value.startswith(self._own_prefix):
-            return  # every partial in it reached this aggregator in-process already
-        try:  # a record tagged with this aggregator's token was skipped above
-            _, items = decode_partials(value)
-            partials = [FramePartial.from_json(item) for item in items]
+    def on_partials(self, value: bytes, reject: Reject = ignore_rejects,
+                    partition: int | None = None, offset: int | None = None) -> Emission:
+        """A record of `mf.internal.frame-partials` to the aggregator; one that cannot be
+        decoded goes to `reject` whole, and changes nothing."""
+        router = self.router
+        assert router is not None
+        if value.startswith(self.handoff.own_prefix):
+            return Emission()  # every partial in it reached this aggregator in-process
+        try:
+            items = decode_partials(value)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-            if reject is not None:
-                reject("invalid_partial", partition, offset, f"{type(error).__name__}: {error}",
-                       "partials", value)
-            return
-        for partial in partials:
-            source = partial.source
-            aggregator.on_partial(partial)
-            self.clock.heard_from(source, partial.watermark)
-            if partial.origin == self.worker_id:
-                self._seen[source] = max(self._seen.get(source, 0), partial.seq)
-                if self._held.get(source) and self._caught_up(source):
-                    self._apply_in_process(self._held.pop(source))
+            reject("invalid_partial", partition, offset, f"{type(error).__name__}: {error}",
+                   "partials", value)
+            return Emission()
+        partials: list[FramePartial] = []
+        for item in items:
+            partials.append(item.partial)
+            partials += (held.partial for held in self.handoff.read_from_topic(item))
         self.finalised = False
-        self.close_frames()
+        return Emission(router.route(partials))
 
-    def ship_partials(self, outbox: Outbox, local: bool = True) -> bool:
-        """Stamp a partition's outgoing partials; when the aggregator lives in this worker
-        too, hand them to it in-process. True if it got any (its outbox may then hold
-        output to publish).
-
-        The in-process path skips the round trip through Kafka, but a source's groups must
-        reach the aggregator in order: a partial sent by the topic alone (before the
-        aggregator was here, or while it replayed the topic) must be read there first.
-        Until it is, the source's newer partials are held here and handed over in order
-        when it comes (the topic has one partition: then every earlier partial of that
-        source, whoever sent it, is in too). Every partial still goes to the topic (for
-        recovery, and for a successor aggregator), marked with this aggregator's token
-        when this aggregator has it or will have it in-process, so that it skips the copy.
-        """
-        partials = outbox.partials
+    def ship(self, out: Output, in_process: bool = True) -> Emission:
+        """Stamp `out`'s partials for the topic and, when the aggregator lives here, hand
+        them over in-process (`Handoff` says which may go now): what it produced joins
+        the emission."""
+        partials, out.partials = out.partials, []
         if not partials:
-            return False
-        aggregator = self.aggregator
-        ready = local and aggregator is not None and not self.aggregator_rebuilding
-        now: list[FramePartial] = []
-        for i, partial in enumerate(partials):
-            source = partial.source
-            seq = self._sent.get(source, 0) + 1
-            self._sent[source] = seq
-            if not ready:
-                self._must_see[source] = seq
-                partials[i] = dataclasses.replace(partial, origin=self.worker_id, seq=seq)
-                continue
-            partial = partials[i] = dataclasses.replace(
-                partial, origin=self.worker_id, seq=seq, applied_by=self.aggregator_token)
-            if self._caught_up(source) and not self._held.get(source):
-                now.append(partial)
-            else:
-                self._held.setdefault(source, []).append(partial)
-        if not now:
-            return False
-        self._apply_in_process(now)
-        self.close_frames()
-        return True
-
-    def _caught_up(self, source: int) -> bool:
-        return self._seen.get(source, 0) >= self._must_see.get(source, 0)
-
-    def _apply_in_process(self, partials: list[FramePartial]) -> None:
-        aggregator = self.aggregator
-        assert aggregator is not None
-        for partial in partials:
-            aggregator.on_partial(partial)
-            self.clock.heard_from(partial.source, partial.watermark)
-        self.finalised = False
-
-    def close_frames(self) -> None:
-        aggregator = self.aggregator
-        if aggregator is None:
-            return
-        through = self.clock.closable_through()
-        if through is not None:
-            aggregator.close_through(through)
+            return Emission(out)
+        router = self.router
+        ready = in_process and router is not None and not self.aggregator_rebuilding
+        shipped, now = self.handoff.stamp(partials, ready)
+        if now and router is not None:
+            self.finalised = False
+            out.add(router.route(item.partial for item in now))
+        return Emission(out, shipped)
 
     @staticmethod
     def resync_partial(processor: PartitionProcessor) -> FramePartial | None:
@@ -267,33 +183,32 @@ class Runtime:
 
     # -- timers ----------------------------------------------------------------------
 
-    def idle_processors(self) -> list[PartitionProcessor]:
-        """Flush partitions quiet for a while, so their open frame reaches the aggregator."""
-        now = time.monotonic()
-        out = []
+    def touch(self, partition: int) -> None:
+        self.activity[partition] = self.now()
+        self.flushed.discard(partition)
+
+    def housekeeping(self) -> Emission:
+        """Flush partitions quiet for a while (their open frame must reach the
+        aggregator), close the frames the clock allows, and when every source is idle
+        close every pending frame and emit final snapshots."""
+        emission = Emission()
+        now = self.now()
         for partition, processor in self.processors.items():
             if partition in self.flushed:
                 continue
             if now - self.activity.get(partition, now) > self.source_flush_s:
-                processor.flush()
-                processor.outbox.snapshots += processor.final_snapshots()
+                out = processor.flush()
+                out.snapshots += processor.final_snapshots()
                 self.flushed.add(partition)
-                out.append(processor)
-        return out
-
-    def touch(self, partition: int) -> None:
-        self.activity[partition] = time.monotonic()
-        self.flushed.discard(partition)
-
-    def finalise_if_quiet(self) -> bool:
-        """When every source is idle: close every pending frame, emit final snapshots."""
-        aggregator = self.aggregator
-        if aggregator is None or self.finalised or not self.clock.all_idle():
-            return False
-        self.clock.quiet = True
-        aggregator.close_all()
-        aggregator.final_snapshots()
-        if self.southbound is not None:
-            self.southbound.outbox.snapshots += self.southbound.final_snapshots()
-        self.finalised = True
-        return True
+                step = self.ship(out)
+                emission.output.add(step.output)
+                emission.shipped += step.shipped
+        router = self.router
+        if router is not None:
+            emission.output.add(router.close_ready())
+            if not self.finalised and self.clock.all_idle():
+                emission.output.add(router.finish())
+                if self.southbound is not None:
+                    emission.output.snapshots += self.southbound.final_snapshots()
+                self.finalised = True
+        return emission

@@ -1,5 +1,8 @@
 """Where the worker's outputs go: Kafka topics, Redis, Prometheus. One place, one interface.
 
+`publish` takes what a core step returned (alerts, snapshots), `ship_partials` the frame
+partials stamped for the partials topic, `reject` a record that failed validation.
+
 Alerts are exactly-once per sink: `mf.alerts` is the source of truth and `AlertLedger`
 knows every id already in it; Redis dedupes on the id atomically; the Slack notifier
 dedupes on its own. Alerts are awaited (acks=all) before the worker moves on, so a crash
@@ -20,8 +23,10 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from marketflow.core.deadletter import dead_letter
-from marketflow.core.outbox import FramePartial, Outbox, encode_partials
+from marketflow.core.output import Alert, Output, Snapshot
+from marketflow.core.timeutil import HKT
 from marketflow.settings import Topics
+from marketflow.stream.partials import Shipped, encode_partials
 from marketflow.stream.replay import AlertLedger
 
 log = logging.getLogger("marketflow.sinks")
@@ -39,14 +44,13 @@ def snapshot_key(snapshot: dict[str, Any]) -> str:
 class Sinks:
     def __init__(self, bootstrap: str, topics: Topics, ledger: AlertLedger,
                  redis_alerts: Any = None, redis_latest: Any = None, metrics: Any = None,
-                 emit_snapshots: bool = True) -> None:
+                 ) -> None:
         self.bootstrap = bootstrap
         self.topics = topics
         self.ledger = ledger
         self.redis_alerts = redis_alerts
         self.redis_latest = redis_latest
         self.metrics = metrics
-        self.emit_snapshots = emit_snapshots
         self.producer: AIOKafkaProducer | None = None
         self._inflight: list[Awaitable[Any]] = []
         self._rejects: list[tuple[bytes, str]] = []
@@ -54,7 +58,7 @@ class Sinks:
         self._lock = asyncio.Lock()
         self._latest: dict[tuple[str, str], dict[str, Any]] = {}
         self._outgoing: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = {}
-        self._partials: list[FramePartial] = []
+        self._partials: list[Shipped] = []
         self._wakeup = asyncio.Event()
         self._drained = asyncio.Event()
         self._sender_task: asyncio.Future[None] | None = None
@@ -94,20 +98,25 @@ class Sinks:
 
     # -- outputs ---------------------------------------------------------------------
 
-    async def publish(self, outbox: Outbox, replay: bool = False,
+    def ship_partials(self, shipped: list[Shipped]) -> None:
+        """Queue partials for the partials topic; the sender coalesces them into as few
+        records as it can."""
+        if shipped:
+            self._partials += shipped
+            self._wakeup.set()
+
+    async def publish(self, output: Output, replay: bool = False,
                       produced_ms: int | None = None) -> None:
+        """Alerts (awaited: acks=all, then Redis) and snapshots (queued; none while
+        replaying a partition: they were published the first time), and queued rejects."""
         if self.producer is None:
             await self.start()
-        alerts, snapshots, partials = outbox.drain()
         producer = self.producer
         assert producer is not None
-        if partials:  # coalesced by the sender into as few records as it can
-            self._partials += partials
-            self._wakeup.set()
-        if snapshots and not replay and self.emit_snapshots:
-            await self._snapshots(snapshots)
-        if alerts:
-            await self._alerts(alerts, produced_ms)
+        if output.snapshots and not replay:
+            await self._snapshots(output.snapshots)
+        if output.alerts:
+            await self._alerts(output.alerts, produced_ms)
         if self._rejects:
             for value, _ in self._rejects:
                 self._inflight.append(await producer.send(self.topics.deadletter, value))
@@ -115,7 +124,7 @@ class Sinks:
         if len(self._inflight) > 2000:
             await self.flush()
 
-    async def _snapshots(self, snapshots: list[dict[str, Any]]) -> None:
+    async def _snapshots(self, snapshots: list[Snapshot]) -> None:
         topics = self.topics
         by_topic: dict[str, list[tuple[bytes | None, bytes]]] = {}
         for snapshot in snapshots:
@@ -169,13 +178,13 @@ class Sinks:
             self._sending = False
             self._drained.set()
 
-    async def _alerts(self, alerts: list[dict[str, Any]], produced_ms: int | None) -> None:
+    async def _alerts(self, alerts: list[Alert], produced_ms: int | None) -> None:
         producer = self.producer
         assert producer is not None
         fresh = [a for a in alerts if self.ledger.first_time(a["alert_id"])]
         if not fresh:
             return
-        now = dt.datetime.now(dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8)))
+        now = dt.datetime.now(HKT)
         sent = []
         for alert in fresh:  # all in flight at once: one round trip for the lot, not one each
             alert["emitted_at"] = now.isoformat(timespec="milliseconds")
@@ -200,6 +209,11 @@ class Sinks:
     def metrics_batch(self, seconds: float) -> None:
         if self.metrics is not None:
             self.metrics.observe_batch(seconds)
+
+    def metrics_dropped_groups(self, redelivered: int, stale_day: int) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_dropped_groups({"redelivered": redelivered,
+                                                 "stale_day": stale_day})
 
     def metrics_frame(self, seconds: float) -> None:
         if self.metrics is not None:

@@ -32,7 +32,7 @@ def run_worker(settings: Settings, bootstrap: str, redis_url: str | None, web_po
 
     from marketflow.core.refdata import ReferenceData
     from marketflow.core.rules import load_rules
-    from marketflow.stream.app import build_app
+    from marketflow.stream.app import MarketflowApp
     from marketflow.stream.replay import AlertLedger
     from marketflow.stream.runtime import Runtime
     from marketflow.stream.sinks import Sinks
@@ -62,7 +62,7 @@ def run_worker(settings: Settings, bootstrap: str, redis_url: str | None, web_po
         ticks_partitions=settings.ticks_partitions, session_timeout_s=settings.session_timeout_s,
         heartbeat_s=settings.heartbeat_s, web_port=web_port, datadir=datadir,
     )
-    app = build_app(config, runtime, sinks, ledger, settings.rules, windows)
+    app = MarketflowApp(config, runtime, sinks, ledger, settings.rules, windows).app
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
 

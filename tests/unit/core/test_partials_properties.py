@@ -10,7 +10,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marketflow.core.outbox import FramePartial, Outbox
+from marketflow.core.frames import FramePartial
 from marketflow.core.partition import PartitionProcessor
 from marketflow.core.pipeline import Pipeline
 from marketflow.core.records import Tick
@@ -46,9 +46,9 @@ def pipeline_run(ticks: list[Tick]) -> tuple[list[dict], dict, dict]:
 
 def live_run(ticks: list[Tick], data: st.DataObject) -> tuple[list[dict], dict, dict]:
     rules = parse_rules(RULES, WINDOWS)
-    processors = [PartitionProcessor(universe(), rules, FRAME_MS, p, Outbox())
+    processors = [PartitionProcessor(universe(), rules, FRAME_MS, p)
                   for p in range(PARTITIONS)]
-    aggregator = SectorAggregator(universe(), rules, FRAME_MS, tuple(WINDOWS), Outbox())
+    aggregator = SectorAggregator(universe(), rules, FRAME_MS, tuple(WINDOWS))
     queues: list[list[Tick]] = [[] for _ in range(PARTITIONS)]
     for tick in ticks:  # per-partition arrival order is the input order, as in Kafka
         queues[PARTITION_OF[tick.symbol]].append(tick)
@@ -72,16 +72,15 @@ def live_run(ticks: list[Tick], data: st.DataObject) -> tuple[list[dict], dict, 
             heard = [aggregator.watermarks.get(p, -1) for p in range(PARTITIONS)
                      if p not in gone]
             if heard and min(heard) >= 0:
-                aggregator.close_until_watermark(min(heard))
-            alerts.extend(aggregator.outbox.drain()[0])
+                alerts.extend(aggregator.close_through(min(heard) // FRAME_MS - 1).alerts)
 
     order = itertools.count()
     due = [0] * PARTITIONS  # a source's partials reach the aggregator in the order sent
     last_sent: list[list[FramePartial]] = [[] for _ in range(PARTITIONS)]
 
-    def send(processor: PartitionProcessor) -> None:
+    def send(processor: PartitionProcessor, partials: list[FramePartial]) -> None:
         source = processor.source
-        for partial in processor.outbox.drain()[2]:
+        for partial in partials:
             due[source] = max(due[source], step + data.draw(st.integers(0, 3)))
             heapq.heappush(in_flight, (due[source], next(order), partial))
             last_sent[source] = [partial]
@@ -98,19 +97,18 @@ def live_run(ticks: list[Tick], data: st.DataObject) -> tuple[list[dict], dict, 
         partition = data.draw(st.sampled_from([p for p in range(PARTITIONS) if queues[p]]))
         processor = processors[partition]
         processor.on_tick(queues[partition].pop(0))
-        processor.emit_partial()
+        partials = processor.emit().partials
         if not queues[partition]:
-            processor.flush()
-            last = processor.outbox.partials[-1:] or last_sent[partition]
+            partials += processor.flush().partials
+            last = partials[-1:] or last_sent[partition]
             if last and last[-1] not in delivered[partition]:
                 finals[partition] = last[-1]
             else:
                 gone.add(partition)
-        send(processor)
+        send(processor, partials)
         deliver(step)
     deliver(step + 100)
-    aggregator.close_all()
-    alerts.extend(aggregator.outbox.drain()[0])
+    alerts.extend(aggregator.close_all().alerts)
     sectors, market = aggregator.final_figures()
     return alerts, sectors, market
 
@@ -137,21 +135,19 @@ def test_a_stale_partial_after_newer_ones_changes_nothing() -> None:
     re-applying it would put the stock's old price back for a frame."""
     rules = parse_rules(RULES, WINDOWS)
     base = 1_763_947_800_000  # 09:30 HKT
-    processor = PartitionProcessor(universe(), rules, FRAME_MS, 0, Outbox())
-    aggregator = SectorAggregator(universe(), rules, FRAME_MS, tuple(WINDOWS), Outbox())
+    processor = PartitionProcessor(universe(), rules, FRAME_MS, 0)
+    aggregator = SectorAggregator(universe(), rules, FRAME_MS, tuple(WINDOWS))
     partials = []
     for i, price in enumerate((50_000, 50_400, 50_800)):  # 00001 climbs, one frame each
         processor.on_tick(Tick("00001", base + i * FRAME_MS, price, 100, price * 10, None))
-        processor.emit_partial()
-        partials += processor.outbox.drain()[2]
+        partials += processor.emit().partials
     processor.on_tick(Tick("00001", base + 3 * FRAME_MS, 50_800, 100, 5_080_000, None))
-    processor.emit_partial()
-    partials += processor.outbox.drain()[2]
+    partials += processor.emit().partials
     for partial in partials:
         aggregator.on_partial(partial)
-        aggregator.close_until_watermark(partial.watermark)
+        aggregator.close_through(partial.watermark // FRAME_MS - 1)
     level = aggregator.book.cap_num[:]
     aggregator.on_partial(partials[0])  # the first frame's copy, long after
-    aggregator.close_until_watermark(base + 10 * FRAME_MS)
+    aggregator.close_through((base + 10 * FRAME_MS) // FRAME_MS - 1)
     assert aggregator.book.cap_num == level
     assert aggregator.redelivered_groups == 1

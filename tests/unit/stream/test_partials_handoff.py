@@ -9,10 +9,12 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marketflow.core.outbox import FramePartial, decode_partials, encode_partials
+from marketflow.core.frames import FramePartial
+from marketflow.core.output import Output
 from marketflow.core.records import Tick
 from marketflow.core.rules import parse_rules
-from marketflow.stream.runtime import Runtime
+from marketflow.stream.partials import Shipped, decode_partials, encode_partials
+from marketflow.stream.runtime import Emission, Runtime
 from tests.unit.core.test_partials_properties import (
     PARTITION_OF,
     PARTITIONS,
@@ -40,43 +42,37 @@ def live(ticks: list[Tick], data: st.DataObject) -> tuple[list[tuple], dict, int
     alerts: list[tuple] = []
     arrives_after = data.draw(st.integers(0, len(ticks)), label="aggregator arrives after")
 
-    def collect() -> None:
-        if runtime.aggregator is not None:
-            alerts.extend(key(a) for a in runtime.aggregator.outbox.drain()[0])
+    def collect(emission: Emission) -> None:
+        alerts.extend(key(a) for a in emission.output.alerts)
 
-    def ship(partition: int) -> None:
-        outbox = processors[partition].outbox
-        runtime.ship_partials(outbox)
-        collect()
-        topic.extend(encode_partials(outbox.drain()[2], per_record=data.draw(
+    def ship(out: Output) -> None:
+        emission = runtime.ship(out)
+        collect(emission)
+        topic.extend(encode_partials(emission.shipped, per_record=data.draw(
             st.integers(1, 4), label="partials per record")))
 
     def consume(upto: int) -> None:
         nonlocal read
-        while runtime.aggregator is not None and read < min(upto, len(topic)):
-            runtime.apply_partial(topic[read])
+        while runtime.router is not None and read < min(upto, len(topic)):
+            collect(runtime.on_partials(topic[read]))
             read += 1
-            collect()
 
     for n, tick in enumerate(ticks):
         if n == arrives_after:
-            runtime.aggregator = runtime.new_aggregator()
-        partition = PARTITION_OF[tick.symbol]
-        processors[partition].on_tick(tick)
-        processors[partition].emit_partial()
-        ship(partition)
+            runtime.new_aggregator()
+        processor = processors[PARTITION_OF[tick.symbol]]
+        processor.on_tick(tick)
+        ship(processor.emit())
         consume(read + data.draw(st.integers(0, 3), label="records read"))
-    if runtime.aggregator is None:
-        runtime.aggregator = runtime.new_aggregator()
-    for partition, processor in processors.items():
-        processor.flush()
-        ship(partition)
+    if runtime.router is None:
+        runtime.new_aggregator()
+    assert runtime.router is not None
+    for processor in processors.values():
+        ship(processor.flush())
     consume(len(topic))
-    runtime.aggregator.close_all()
-    collect()
-    skipped = sum(1 for record in topic if decode_partials(record)[0] ==
-                  runtime.aggregator_token)
-    sectors, _ = runtime.aggregator.final_figures()
+    collect(Emission(runtime.router.aggregator.close_all()))
+    skipped = sum(1 for record in topic if record.startswith(runtime.handoff.own_prefix))
+    sectors, _ = runtime.router.aggregator.final_figures()
     return alerts, sectors, skipped
 
 
@@ -113,23 +109,24 @@ class _Script:
 
 
 def test_partials_record_round_trip() -> None:
-    partial = FramePartial(3, 1_000, (), origin="w", seq=7, applied_by="t")
-    other = FramePartial(3, 2_000, (), origin="w", seq=8)
+    partial = Shipped(FramePartial(3, 1_000, ()), origin="w", seq=7, applied_by="t")
+    other = Shipped(FramePartial(3, 2_000, ()), origin="w", seq=8)
     records = encode_partials([partial, partial, other], per_record=64)
-    assert [decode_partials(r)[0] for r in records] == ["t", ""]
-    assert [len(decode_partials(r)[1]) for r in records] == [2, 1]
-    assert FramePartial.from_json(decode_partials(records[1])[1][0]) == other
+    assert [orjson.loads(r)["applied_by"] for r in records] == ["t", ""]
+    assert [len(decode_partials(r)) for r in records] == [2, 1]
+    assert decode_partials(records[1])[0] == other
+    assert decode_partials(records[0])[0] == Shipped(partial.partial, "w", 7)
 
 
 def test_a_bad_partials_record_is_rejected_whole_and_changes_nothing() -> None:
     runtime = Runtime(universe(), parse_rules(RULES, WINDOWS), FRAME_MS, tuple(WINDOWS),
                       PARTITIONS, NEVER_IDLE_MS)
-    aggregator = runtime.aggregator = runtime.new_aggregator()
-    good = FramePartial(0, 1_763_947_801_000, (), origin="w", seq=1).to_json()
+    aggregator = runtime.new_aggregator().aggregator
+    good = Shipped(FramePartial(0, 1_763_947_801_000, ()), origin="w", seq=1).to_json()
     rejected: list[tuple] = []
     for value in (b"not json", b'{"applied_by": "", "partials": [{"source": 0}]}',
                   b'{"applied_by": "", "partials": [' + orjson.dumps(good) + b', 7]}'):
-        runtime.apply_partial(value, lambda *args: rejected.append(args), 0, 41)
+        runtime.on_partials(value, lambda *args: rejected.append(args), 0, 41)
     assert [(r[0], r[1], r[2], r[4]) for r in rejected] == [("invalid_partial", 0, 41,
                                                              "partials")] * 3
     assert aggregator.watermarks == {} and runtime.clock.watermarks[0] == -1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marketflow.stream.runtime import FrameClock
+from marketflow.core.frames import FrameClock
 
 
 class Clock:

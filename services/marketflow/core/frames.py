@@ -1,0 +1,134 @@
+"""Event-time frames: what a partition hands to the sector aggregator, and when frames close.
+
+`FrameGroup` and `FramePartial` carry a partition's state per frame; `FrameClock` decides
+which frames may close from the sources' watermarks; `FrameRouter` is the one wiring of
+partitions -> aggregator, used by `marketflow backtest` (one source) and by the live worker
+(a source per `md.ticks` partition). How partials travel between workers (the partials
+topic, its record format, the in-process hand-off) is the live adapter's business:
+`marketflow.stream.partials`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from marketflow.core.output import Output
+
+if TYPE_CHECKING:
+    from marketflow.core.sectors import SectorAggregator
+
+
+@dataclass(slots=True, frozen=True)
+class FrameGroup:
+    """Absolute state, at the end of one event-time frame, of what one partition changed.
+
+    `stocks` maps a universe symbol to (last price in thousandths, turnover in cents);
+    `market_turnover` is the partition's cumulative turnover of the day (every trade,
+    universe or not). Absolute values make re-delivery harmless: applying a group twice
+    changes nothing.
+    """
+
+    day: int
+    frame: int
+    ticks: int
+    stocks: dict[str, tuple[int, int]]
+    market_turnover: int
+
+
+@dataclass(slots=True, frozen=True)
+class FramePartial:
+    """One partition's closed frame groups plus its watermark (largest event time seen)."""
+
+    source: int
+    watermark: int
+    groups: tuple[FrameGroup, ...]
+
+
+class FrameClock:
+    """Which frames may close, from source watermarks and (live) wall-clock idleness.
+
+    Frame k closes once every source's watermark has passed its end (docs/contracts.md,
+    "Evaluation clock"). Live, a source silent for `idle_ms` of wall time is left out, and
+    after a quiet spell every source gets `idle_ms` of grace to report in before it can be
+    left out, so the first partition to wake up cannot close frames the others still hold.
+    Offline (`idle_ms=None`) sources are never idle: input order is the only clock.
+    `now` is injected (monotonic seconds), so this is tested with a fake clock.
+    """
+
+    def __init__(self, sources: int, frame_ms: int, idle_ms: int | None,
+                 now: Callable[[], float]) -> None:
+        self.sources = sources
+        self.frame_ms = frame_ms
+        self.idle_s = float("inf") if idle_ms is None else idle_ms / 1000
+        self.now = now
+        start = now()
+        self.heard = dict.fromkeys(range(sources), start)
+        self.watermarks = dict.fromkeys(range(sources), -1)
+        self.resumed_at = start
+        self.quiet = True  # until the first partial: then every source gets its grace
+
+    def heard_from(self, source: int, watermark: int) -> None:
+        now = self.now()
+        if self.quiet:
+            self.quiet = False
+            self.resumed_at = now
+        self.heard[source] = now
+        if watermark > self.watermarks.get(source, -1):
+            self.watermarks[source] = watermark
+
+    def idle(self, source: int, now: float | None = None) -> bool:
+        now = self.now() if now is None else now
+        return now - max(self.heard.get(source, 0.0), self.resumed_at) > self.idle_s
+
+    def all_idle(self) -> bool:
+        return all(self.idle(s) for s in range(self.sources))
+
+    def closable_through(self) -> int | None:
+        """The last frame every active source has passed, or None if some source holds all."""
+        now = self.now()
+        active = [self.watermarks[s] for s in range(self.sources) if not self.idle(s, now)]
+        if not active:
+            return None
+        return min(active) // self.frame_ms - 1
+
+
+class FrameRouter:
+    """Partitions' frame partials -> the sector aggregator, frames closed on the clock.
+
+    The one wiring of the two halves of the computation: `marketflow backtest` routes its
+    single processor's partials here, the live worker the partials of every partition
+    (read from the partials topic or handed over in-process). Each call returns what the
+    frames it closed produced.
+    """
+
+    def __init__(self, aggregator: SectorAggregator, clock: FrameClock) -> None:
+        self.aggregator = aggregator
+        self.clock = clock
+
+    def route(self, partials: Iterable[FramePartial]) -> Output:
+        """Queue partials for their frames, then close every frame the clock allows."""
+        aggregator, clock = self.aggregator, self.clock
+        for partial in partials:
+            aggregator.on_partial(partial)
+            clock.heard_from(partial.source, partial.watermark)
+        return self.close_ready()
+
+    def close_ready(self) -> Output:
+        through = self.clock.closable_through()
+        if through is None:
+            return Output()
+        return self.aggregator.close_through(through)
+
+    def finish(self, partials: Iterable[FramePartial] = ()) -> Output:
+        """End of input (or every source quiet): queue `partials`, close every pending
+        frame and add the final sector and market snapshots."""
+        aggregator = self.aggregator
+        for partial in partials:
+            aggregator.on_partial(partial)
+            self.clock.heard_from(partial.source, partial.watermark)
+        out = aggregator.close_all()
+        out.snapshots += aggregator.final_snapshots()
+        self.clock.quiet = True  # input that comes later starts a new grace period
+        return out

@@ -1,0 +1,38 @@
+"""What a core step produces, returned to its caller: alerts, snapshots and frame partials.
+
+Every step of the core (`PartitionProcessor`, `SectorAggregator`, `SouthboundBook`,
+`FrameRouter`) returns its outputs as values; the caller decides where they go (the
+backtest collects them, the live worker routes them to Kafka, Redis and metrics in one
+place). Nothing is left behind in a shared bag for somebody else to drain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from marketflow.core.frames import FramePartial
+
+Alert = dict[str, Any]
+Snapshot = dict[str, Any]
+
+
+@dataclass(slots=True)
+class Output:
+    alerts: list[Alert] = field(default_factory=list)
+    snapshots: list[Snapshot] = field(default_factory=list)
+    partials: list[FramePartial] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.alerts or self.snapshots or self.partials)
+
+    def add(self, other: Output) -> Output:
+        """Append `other`'s outputs after this one's (order is firing order); returns self."""
+        if other.alerts:
+            self.alerts += other.alerts
+        if other.snapshots:
+            self.snapshots += other.snapshots
+        if other.partials:
+            self.partials += other.partials
+        return self
