@@ -1,8 +1,10 @@
 """Publishing records to Kafka: validate, normalise, key by symbol, batch, pace, dead-letter.
 
-kafka-python with acks=all. Ticks are keyed by symbol (Kafka's murmur2 picks the
-partition); with `batch > 1` they are grouped per partition into JSON arrays sent to that
-partition explicitly, so per-symbol order is the same either way. A record that fails
+kafka-python with acks=all. Ticks are grouped per partition (Kafka's murmur2 on the
+symbol, as for a keyed record) into JSON arrays sent to that partition explicitly, up to
+`batch` ticks or `linger_ms` of wall time per array, so per-symbol order is the same as
+with one keyed tick per record (`batch=1`). Fewer, larger records are what keep the
+worker and the broker fast (docs/design.md, "Throughput"). A record that fails
 validation is never dropped: it is counted by reason and written to the dead-letter topic.
 """
 
@@ -58,12 +60,21 @@ def pace_delay(first_event_ms: int, first_wall: float, event_ms: int, now: float
     return max(0.0, due - now)
 
 
+DEFAULT_BATCH = 100  # ticks per record
+DEFAULT_LINGER_MS = 50  # the longest a tick waits for its record to fill
+
+
 class Publisher:
-    def __init__(self, bootstrap: str, topics: Topics, batch: int = 1, speed: float = 0.0,
-                 producer: Any = None, sleep: Callable[[float], None] = time.sleep,
-                 max_examples: int = 10) -> None:
+    def __init__(self, bootstrap: str, topics: Topics, batch: int = DEFAULT_BATCH,
+                 speed: float = 0.0, producer: Any = None,
+                 sleep: Callable[[float], None] = time.sleep, max_examples: int = 10,
+                 linger_ms: int = DEFAULT_LINGER_MS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.topics = topics
         self.batch = max(1, batch)
+        self.linger_s = max(0, linger_ms) / 1000
+        self.clock = clock
+        self._oldest: float | None = None  # when the oldest pending tick was queued
         self.speed = speed
         self.sleep = sleep
         self.max_examples = max_examples
@@ -164,6 +175,11 @@ class Publisher:
         if len(pending) >= self.batch:
             self._emit(self.topics.ticks, orjson.dumps(pending), None, partition)
             del self._pending[partition]
+        now = self.clock()
+        if self._oldest is None:
+            self._oldest = now
+        elif now - self._oldest >= self.linger_s:
+            self._flush_pending()  # a slow feed: what waited linger_ms goes out now
 
     def _emit(self, topic: str, value: bytes, key: bytes | None,
               partition: int | None = None) -> None:
@@ -187,6 +203,7 @@ class Publisher:
         for partition, pending in self._pending.items():
             self._emit(self.topics.ticks, orjson.dumps(pending), None, partition)
         self._pending.clear()
+        self._oldest = None
 
     def flush(self) -> None:
         self._flush_pending()

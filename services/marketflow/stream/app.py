@@ -185,6 +185,7 @@ class MarketflowApp:
             runtime.southbound = book
         emission = runtime.on_southbound(runtime.southbound, event.value, message.partition,
                                          message.offset, self.sinks.reject)
+        runtime.touch_southbound()
         await self.route(emission, produced_ms=message.timestamp)
 
     async def on_revoked(self, app: faust.App, revoked: set[Any], **kwargs: Any) -> None:

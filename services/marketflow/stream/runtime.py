@@ -56,8 +56,10 @@ class Runtime:
         self.windows = windows
         self.now = now
         self.processors: dict[int, PartitionProcessor] = {}
-        self.activity: dict[int, float] = {}
-        self.flushed: set[int] = set()
+        self.activity: dict[int, float] = {}  # partition -> when its last record came
+        self.flushed: set[int] = set()  # quiet partitions whose open frame went out
+        self.settled: set[int] = set()  # idle partitions whose final snapshots went out
+        self.southbound_activity: float | None = None  # None: final snapshots sent
         self.router: FrameRouter | None = None
         self.aggregator_rebuilding = False
         self.handoff = Handoff()
@@ -186,29 +188,41 @@ class Runtime:
     def touch(self, partition: int) -> None:
         self.activity[partition] = self.now()
         self.flushed.discard(partition)
+        self.settled.discard(partition)
+
+    def touch_southbound(self) -> None:
+        self.southbound_activity = self.now()
 
     def housekeeping(self) -> Emission:
-        """Flush partitions quiet for a while (their open frame must reach the
-        aggregator), close the frames the clock allows, and when every source is idle
-        close every pending frame and emit final snapshots."""
+        """Timers' work, by how long a source has been quiet:
+        - a partition quiet for `source_flush_ms` is flushed: its open frame must reach
+          the aggregator, which cannot close it otherwise;
+        - the aggregator closes the frames the clock allows;
+        - sources idle for `idle_ms` are settled: every partition's (and southbound's)
+          final snapshots, the state after all its input, and once every source is idle,
+          every pending frame closed and the sectors' and market's final snapshots.
+        """
         emission = Emission()
         now = self.now()
+        idle_s = self.clock.idle_s
         for partition, processor in self.processors.items():
-            if partition in self.flushed:
-                continue
-            if now - self.activity.get(partition, now) > self.source_flush_s:
-                out = processor.flush()
-                out.snapshots += processor.final_snapshots()
+            quiet = now - self.activity.get(partition, now)
+            if partition not in self.flushed and quiet > self.source_flush_s:
                 self.flushed.add(partition)
-                step = self.ship(out)
+                step = self.ship(processor.flush())
                 emission.output.add(step.output)
                 emission.shipped += step.shipped
+            if partition not in self.settled and quiet > idle_s:
+                self.settled.add(partition)
+                emission.output.snapshots += processor.final_snapshots()
+        book, last = self.southbound, self.southbound_activity
+        if book is not None and last is not None and now - last > idle_s:
+            self.southbound_activity = None
+            emission.output.snapshots += book.final_snapshots()
         router = self.router
         if router is not None:
             emission.output.add(router.close_ready())
             if not self.finalised and self.clock.all_idle():
                 emission.output.add(router.finish())
-                if self.southbound is not None:
-                    emission.output.snapshots += self.southbound.final_snapshots()
                 self.finalised = True
         return emission
