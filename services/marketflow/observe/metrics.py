@@ -1,4 +1,4 @@
-"""Every Prometheus metric of SPEC.md, defined once against an injected registry.
+"""Every Prometheus metric (docs/contracts.md#metrics), defined once against an injected registry.
 
 Ratios, not percents (`gain_pct` 2.78 -> 0.0278); latencies in seconds. The stream
 adapter hands over the same snapshot and alert records it writes elsewhere.

@@ -1,4 +1,4 @@
-"""SPEC.md's definitions on small hand-computed cases."""
+"""The definitions of docs/contracts.md on small hand-computed cases."""
 
 from __future__ import annotations
 

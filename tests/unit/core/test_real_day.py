@@ -46,7 +46,7 @@ def independent(rows: list[dict[str, str]], universe: list[dict[str, str]]) -> d
     for row in rows:
         symbol = row["symbol"]
         if symbol not in close or row["ts"] >= close[symbol][0]:
-            # SPEC.md: a price with more than 3 decimals is rounded half-even to 3
+            # docs/contracts.md#tick: a price with more than 3 decimals is rounded half-even to 3
             price = Decimal(row["price"]).quantize(Decimal("0.001"), ROUND_HALF_EVEN)
             close[symbol] = (row["ts"], price)
         turnover[symbol] = turnover.get(symbol, Decimal(0)) + Decimal(row["turnover"])
