@@ -24,12 +24,14 @@ import typer
 from marketflow.settings import Settings
 
 
-def _spawn(args: list[str], env: dict[str, str], log: Path, detached: bool
-           ) -> subprocess.Popen[bytes]:
-    handle = log.open("ab")
-    return subprocess.Popen([sys.executable, "-m", "marketflow.cli", *args], env=env,
-                            stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, close_fds=True)
+def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`marketflow ARGS` in its own session, output appended to `log` (the child keeps its
+    copy of the file descriptor; the parent's is closed once Popen returns)."""
+    with log.open("ab") as handle:
+        return subprocess.Popen([sys.executable, "-m", "marketflow.cli", *args], env=env,
+                                stdout=handle, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                close_fds=True)
 
 
 def _stop(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
@@ -174,9 +176,9 @@ def run_demo(speed: float, trades: int | None, keep_running: bool,
                MARKETFLOW_STATE_DIR=str(state))
     procs = [_spawn(["worker", "--web-port", str(free_port()), "--datadir",
                      str(state / "worker"), "--metrics-port", str(metrics_port)],
-                    env, state / "worker.log", keep_running)]
+                    env, state / "worker.log")]
     if settings.slack_webhook_url is not None:
-        procs.append(_spawn(["notify"], env, state / "notify.log", keep_running))
+        procs.append(_spawn(["notify"], env, state / "notify.log"))
     printer = AlertPrinter(redis_url, f"{settings.redis_prefix}alerts", console)
     printer.start()
     console.print(f"worker started (metrics http://127.0.0.1:{metrics_port}/metrics, "
