@@ -13,10 +13,10 @@ help: ## Show this help
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip>=24,<27"
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench,embedded]'
 	@touch $(STAMP)
 
-setup: $(STAMP) ## Create .venv and install marketflow with dev extras (pinned by constraints.txt)
+setup: $(STAMP) ## Create .venv and install marketflow with its dev, bench and embedded extras (pinned by constraints.txt)
 
 test: $(STAMP) ## Run every test (unit, integration on a real broker and Redis, e2e)
 	$(BIN)/pytest -q

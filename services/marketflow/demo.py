@@ -21,15 +21,18 @@ from typing import Any
 import orjson
 import typer
 
+from marketflow.cli_support import connect, exit_on_error, load_settings, mask_url, scrub
 from marketflow.settings import Settings
 
 
-def _spawn(args: list[str], env: dict[str, str], log: Path, detached: bool
-           ) -> subprocess.Popen[bytes]:
-    handle = log.open("ab")
-    return subprocess.Popen([sys.executable, "-m", "marketflow.cli", *args], env=env,
-                            stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, close_fds=True)
+def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`marketflow ARGS` in its own session, output appended to `log` (the child keeps its
+    copy of the file descriptor; the parent's is closed once Popen returns)."""
+    with log.open("ab") as handle:
+        return subprocess.Popen([sys.executable, "-m", "marketflow.cli", *args], env=env,
+                                stdout=handle, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                close_fds=True)
 
 
 def _stop(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
@@ -152,31 +155,39 @@ def run_demo(speed: float, trades: int | None, keep_running: bool,
              summary_json: Path | None, timeout: float) -> int:
     from rich.console import Console
 
-    from marketflow.infra.embedded import EmbeddedStack, free_port
-    from marketflow.infra.topics import ensure_topics
+    from marketflow.infra.embedded import EmbeddedStack, Endpoints, free_port
     from marketflow.sim.commands import build_generator, publish
 
     console = Console()
-    settings = Settings()
+    settings = load_settings()
     state = settings.state_dir.resolve() / "demo"
     state.mkdir(parents=True, exist_ok=True)
     stack = None
     if settings.kafka_bootstrap and settings.redis_url:
-        bootstrap, redis_url = settings.kafka_bootstrap, settings.redis_url.get_secret_value()
+        endpoints = Endpoints(settings.kafka_bootstrap, settings.redis_url.get_secret_value(),
+                              False)
     else:
         console.print("starting the embedded broker (tansu) and redis-server ...")
-        stack = EmbeddedStack.start(state, owned=not keep_running)
-        bootstrap, redis_url = stack.bootstrap, stack.redis_url
-    ensure_topics(bootstrap, settings)
+        with exit_on_error(settings):
+            stack = EmbeddedStack.start(state, owned=not keep_running)
+        endpoints = Endpoints(stack.bootstrap, stack.redis_url, True)
+    try:
+        prepared = connect(settings, need_redis=True, topics=True, endpoints=endpoints)
+    except typer.Exit:
+        if stack is not None:
+            stack.stop()
+        raise
+    bootstrap, redis_url = prepared.bootstrap, prepared.redis_url
+    assert redis_url is not None  # need_redis
     metrics_port = settings.metrics_port or free_port()
     env = dict(os.environ, MARKETFLOW_KAFKA_BOOTSTRAP=bootstrap, MARKETFLOW_REDIS_URL=redis_url,
                MARKETFLOW_APP_ID=f"marketflow-demo-{uuid.uuid4().hex[:6]}",
                MARKETFLOW_STATE_DIR=str(state))
     procs = [_spawn(["worker", "--web-port", str(free_port()), "--datadir",
                      str(state / "worker"), "--metrics-port", str(metrics_port)],
-                    env, state / "worker.log", keep_running)]
+                    env, state / "worker.log")]
     if settings.slack_webhook_url is not None:
-        procs.append(_spawn(["notify"], env, state / "notify.log", keep_running))
+        procs.append(_spawn(["notify"], env, state / "notify.log"))
     printer = AlertPrinter(redis_url, f"{settings.redis_prefix}alerts", console)
     printer.start()
     console.print(f"worker started (metrics http://127.0.0.1:{metrics_port}/metrics, "
@@ -184,7 +195,7 @@ def run_demo(speed: float, trades: int | None, keep_running: bool,
                   f"{'full speed' if speed <= 0 else f'{speed:g}x'} ...")
     code = 0
     try:
-        generator = build_generator("2025-11-24", trades, None)
+        generator = build_generator("2025-11-24", trades, None, settings)
         summary = _replay(generator, bootstrap, settings, speed, console, publish)
         console.print(f"published {summary.sent:,} records in {summary.elapsed:.1f}s")
         result = _wait_for_close(redis_url, settings.redis_prefix, procs, timeout, console)
@@ -192,13 +203,13 @@ def run_demo(speed: float, trades: int | None, keep_running: bool,
         if summary_json is not None:
             summary_json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     except Exception as error:  # report, stop everything, exit 1
-        console.print(f"[red]demo failed:[/] {error}  (logs in {state})")
+        console.print(f"[red]demo failed:[/] {scrub(str(error), settings)}  (logs in {state})")
         code = 1
     finally:
         printer.stop()
         if keep_running and code == 0:
-            console.print(f"left running: kafka {bootstrap}, redis {redis_url}, worker pid "
-                          f"{procs[0].pid}. Stop with `kill {procs[0].pid}` and "
+            console.print(f"left running: kafka {bootstrap}, redis {mask_url(redis_url)}, "
+                          f"worker pid {procs[0].pid}. Stop with `kill {procs[0].pid}` and "
                           f"`MARKETFLOW_STATE_DIR={state} marketflow stack down`.")
         else:
             for proc in procs:

@@ -53,7 +53,4 @@ class Settings(BaseSettings):
     app_id: str = Field(default="marketflow", description="Faust app id = consumer group")
     session_timeout_s: float = Field(default=3.0, gt=0)
     heartbeat_s: float = Field(default=0.5, gt=0)
-    embedded: bool = Field(
-        default=False, description="set by the embedded stack: apply tansu workarounds"
-    )
     topics: Topics = Field(default_factory=Topics)

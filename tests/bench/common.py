@@ -39,7 +39,7 @@ def base_env(stack: EmbeddedStack, prefix: str, state: Path, **extra: str) -> di
     env = dict(os.environ, MARKETFLOW_KAFKA_BOOTSTRAP=stack.bootstrap,
                MARKETFLOW_REDIS_URL=stack.redis_url, MARKETFLOW_APP_ID=f"bench-{prefix}",
                MARKETFLOW_REDIS_PREFIX=f"{prefix}:", MARKETFLOW_STATE_DIR=str(state),
-               MARKETFLOW_EMBEDDED="1", **topics_env(prefix))
+               **topics_env(prefix))
     env.update(extra)
     return env
 

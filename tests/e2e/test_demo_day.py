@@ -30,8 +30,7 @@ MOVERS = {"01024": 7.11, "09999": 5.87, "09626": 5.67, "03896": 4.96, "09988": 4
 @pytest.fixture(scope="module")
 def summary(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("demo")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("MARKETFLOW_") or k == "MARKETFLOW_SCHEMAS_DIR"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETFLOW_")}
     env.update(MARKETFLOW_STATE_DIR=str(work / "state"), MARKETFLOW_METRICS_PORT="0")
     out = work / "summary.json"
     done = subprocess.run(

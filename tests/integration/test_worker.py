@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from marketflow.schemas import validator
 from tests.integration.harness import (
     SMALL,
     Worker,
@@ -22,6 +21,7 @@ from tests.integration.harness import (
     wait_for,
     worker_env,
 )
+from tests.schemas import validator
 
 pytestmark = pytest.mark.integration
 

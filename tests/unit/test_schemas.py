@@ -16,7 +16,7 @@ from marketflow.core.pipeline import Pipeline
 from marketflow.core.records import RecordError, Tick, parse_southbound, parse_tick, parse_ticks
 from marketflow.core.refdata import ReferenceData
 from marketflow.core.rules import RulesError, load_rules, parse_rules
-from marketflow.schemas import SNAPSHOT_SCHEMAS, schemas_dir, validator
+from tests.schemas import SNAPSHOT_SCHEMAS, schemas_dir, validator
 
 SCHEMAS = sorted(p.name.removesuffix(".schema.json") for p in schemas_dir().glob("*.schema.json"))
 EXAMPLES = sorted((schemas_dir() / "examples").glob("*/*/*.json"))

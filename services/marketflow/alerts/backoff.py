@@ -1,4 +1,5 @@
-"""Delivery policy, pure: what an HTTP outcome means, how long to back off, the rate limit.
+"""Delivery policy, pure: what an HTTP outcome means, how long to back off (the shared
+policy of marketflow.backoff), the rate limit.
 
 The loop that sleeps lives in notify.py; everything here is a function of its inputs
 (failure count, status, headers, an injected clock), so it is tested without I/O.
@@ -10,6 +11,10 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
+
+from marketflow.backoff import backoff_delay
+
+__all__ = ["IntervalLimiter", "Outcome", "Verdict", "backoff_delay", "classify"]
 
 
 class Outcome(Enum):
@@ -23,15 +28,6 @@ class Verdict:
     outcome: Outcome
     wait_s: float = 0.0  # for RETRY: how long to wait before the next attempt
     reason: str = ""
-
-
-def backoff_delay(attempt: int, base: float = 0.5, cap: float = 30.0, jitter: float = 0.2,
-                  rng: random.Random | None = None) -> float:
-    """Exponential backoff for the `attempt`-th retry (1-based), capped, with +-jitter."""
-    delay = min(cap, base * 2 ** max(0, attempt - 1))
-    if jitter and rng is not None:
-        delay *= 1 + rng.uniform(-jitter, jitter)
-    return delay
 
 
 def classify(status: int | None, headers: Mapping[str, str] | None = None, attempt: int = 1,

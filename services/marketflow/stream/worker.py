@@ -77,39 +77,20 @@ def register(app: typer.Typer) -> None:
         loglevel: str = typer.Option("info", help="debug, info, warning, error."),
     ) -> None:
         """Run the Faust worker: md.ticks and md.southbound in; snapshots, alerts out."""
-        from pydantic import ValidationError
+        from marketflow.cli_support import connect, exit_on_error, load_settings
+        from marketflow.core.refdata import ReferenceData
+        from marketflow.core.rules import load_rules
 
-        from marketflow.core.refdata import ReferenceData, ReferenceDataError
-        from marketflow.core.rules import RulesError, load_rules
-
-        try:
-            settings = Settings()
+        settings = load_settings()
+        with exit_on_error(settings):
             # fail fast, before touching the broker: reference data and rules must load
             ReferenceData.load(settings.universe, settings.indices)
             load_rules(settings.rules, tuple(w for w in settings.windows.split(",") if w))
-        except ValidationError as error:
-            typer.echo(f"error: invalid settings:\n{error}", err=True)
-            raise typer.Exit(2) from None
-        except (ReferenceDataError, RulesError) as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(2) from None
-        from marketflow.infra.embedded import StackError, check_reachable, resolve_endpoints
-        from marketflow.infra.topics import TopicMismatch, ensure_topics
-
-        try:
-            endpoints = resolve_endpoints(settings)
-            check_reachable(endpoints.bootstrap)
-            ensure_topics(endpoints.bootstrap, settings)
-        except (StackError, TopicMismatch) as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(1) from None
-        bootstrap, redis_url = endpoints.bootstrap, endpoints.redis_url
+        prepared = connect(settings, topics=True)
+        bootstrap, redis_url = prepared.bootstrap, prepared.redis_url
         port = settings.metrics_port if metrics_port is None else metrics_port
         logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        try:
+        with exit_on_error(settings):
             run_worker(settings, bootstrap, redis_url, web_port, datadir, port or None,
                        loglevel)
-        except (ReferenceDataError, RulesError) as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(2) from None

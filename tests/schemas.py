@@ -1,10 +1,13 @@
-"""JSON Schemas of every record (`schemas/` at the repository root), as validators."""
+"""JSON Schemas of every record (`schemas/` at the repository root), as validators.
+
+Test-only: the schemas live beside the code in the repository, not in the installed
+package, and jsonschema is a `dev` dependency.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
-import os
 from pathlib import Path
 
 from jsonschema import Draft202012Validator
@@ -14,8 +17,7 @@ BASE = "https://marketflow.invalid/schemas/"
 
 
 def schemas_dir() -> Path:
-    override = os.environ.get("MARKETFLOW_SCHEMAS_DIR")
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "schemas"
+    return Path(__file__).resolve().parents[1] / "schemas"
 
 
 @functools.cache

