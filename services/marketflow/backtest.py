@@ -144,7 +144,8 @@ def register(app: typer.Typer) -> None:
         rules: Path = typer.Option(..., "--rules", help="Alert rules YAML."),
         southbound: Path | None = typer.Option(None, "--southbound",
                                                help="Southbound updates file."),
-        as_json: bool = typer.Option(False, "--json", help="Print one JSON object (docs/contracts.md#backtest-json)."),
+        as_json: bool = typer.Option(
+            False, "--json", help="Print one JSON object (docs/contracts.md#backtest-json)."),
         report: bool = typer.Option(False, "--report",
                                     help="Add per-rule firing counts and times."),
         frame_ms: int = typer.Option(1000, "--frame-ms", min=1,

@@ -1,4 +1,5 @@
-"""Metrics: names and labels of docs/contracts.md#metrics, ratios not percents; a fresh registry per test."""
+"""Metrics: names and labels of docs/contracts.md#metrics, ratios not percents; a fresh
+registry per test."""
 
 from __future__ import annotations
 

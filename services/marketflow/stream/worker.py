@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+from marketflow.core.refdata import ReferenceData
+from marketflow.core.rules import RuleSet, load_rules
 from marketflow.settings import Settings, Topics
 
 log = logging.getLogger("marketflow.worker")
@@ -26,22 +28,35 @@ class WorkerConfig:
     datadir: Path
 
 
-def run_worker(settings: Settings, bootstrap: str, redis_url: str | None, web_port: int,
-               datadir: Path, metrics_port: int | None, loglevel: str = "info") -> None:
+@dataclass(frozen=True, slots=True)
+class MarketInputs:
+    """Reference data and rules, loaded once when the worker starts."""
+
+    ref: ReferenceData
+    rules: RuleSet
+    windows: tuple[str, ...]
+
+    @classmethod
+    def load(cls, settings: Settings) -> MarketInputs:
+        """Raises ReferenceDataError or RulesError (a configuration error: exit 2)."""
+        windows = tuple(w.strip() for w in settings.windows.split(",") if w.strip())
+        return cls(ReferenceData.load(settings.universe, settings.indices),
+                   load_rules(settings.rules, windows), windows)
+
+
+def run_worker(settings: Settings, inputs: MarketInputs, bootstrap: str,
+               redis_url: str | None, web_port: int, datadir: Path,
+               metrics_port: int | None, loglevel: str = "info") -> None:
     import faust
 
-    from marketflow.core.refdata import ReferenceData
-    from marketflow.core.rules import load_rules
     from marketflow.stream.app import MarketflowApp
     from marketflow.stream.replay import AlertLedger
     from marketflow.stream.runtime import Runtime
     from marketflow.stream.sinks import Sinks
 
-    windows = tuple(w.strip() for w in settings.windows.split(",") if w.strip())
-    ref = ReferenceData.load(settings.universe, settings.indices)
-    rules = load_rules(settings.rules, windows)
-    runtime = Runtime(ref, rules, settings.frame_ms, windows, settings.ticks_partitions,
-                      settings.idle_ms)
+    windows = inputs.windows
+    runtime = Runtime(inputs.ref, inputs.rules, settings.frame_ms, windows,
+                      settings.ticks_partitions, settings.idle_ms)
     ledger = AlertLedger(bootstrap, settings.topics.alerts)
     redis_alerts = redis_latest = metrics = None
     if redis_url:
@@ -78,19 +93,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the Faust worker: md.ticks and md.southbound in; snapshots, alerts out."""
         from marketflow.cli_support import connect, exit_on_error, load_settings
-        from marketflow.core.refdata import ReferenceData
-        from marketflow.core.rules import load_rules
 
         settings = load_settings()
         with exit_on_error(settings):
             # fail fast, before touching the broker: reference data and rules must load
-            ReferenceData.load(settings.universe, settings.indices)
-            load_rules(settings.rules, tuple(w for w in settings.windows.split(",") if w))
+            inputs = MarketInputs.load(settings)
         prepared = connect(settings, topics=True)
         bootstrap, redis_url = prepared.bootstrap, prepared.redis_url
         port = settings.metrics_port if metrics_port is None else metrics_port
         logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         with exit_on_error(settings):
-            run_worker(settings, bootstrap, redis_url, web_port, datadir, port or None,
-                       loglevel)
+            run_worker(settings, inputs, bootstrap, redis_url, web_port, datadir,
+                       port or None, loglevel)

@@ -1,4 +1,4 @@
-"""Plain, obviously-correct reimplementations of the definitions in docs/contracts.md, for tests only.
+"""Plain, obviously-correct reimplementations of docs/contracts.md's definitions, for tests.
 
 Everything is recomputed from scratch from the full input with exact fractions; no state is
 carried between evaluations. Slow on purpose.
@@ -109,7 +109,7 @@ def final_figures(ref: ReferenceData, ticks: list[Tick], frame_ms: int,
 
 def scan_alerts(series: list[tuple[int, float]], op: str, threshold: float, hysteresis: float,
                 cooldown_ms: int, max_per_day: int) -> list[int]:
-    """Indices of the evaluations at which a rule fires, by the definition in docs/contracts.md#alert-rules read
+    """Indices of the evaluations at which a rule fires, by docs/contracts.md#alert-rules read
     declaratively: armed = never fired, or re-armed by some evaluation since its last firing."""
     fired: list[int] = []
 
