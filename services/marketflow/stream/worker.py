@@ -37,7 +37,7 @@ def run_worker(settings: Settings, bootstrap: str, redis_url: str | None, web_po
     from marketflow.stream.runtime import Runtime
     from marketflow.stream.sinks import Sinks
 
-    windows = tuple(w.strip() for w in settings.windows.split(",") if w.strip())
+    windows = settings.windows
     ref = ReferenceData.load(settings.universe, settings.indices)
     rules = load_rules(settings.rules, windows)
     runtime = Runtime(ref, rules, settings.frame_ms, windows, settings.ticks_partitions,
@@ -86,7 +86,7 @@ def register(app: typer.Typer) -> None:
             settings = Settings()
             # fail fast, before touching the broker: reference data and rules must load
             ReferenceData.load(settings.universe, settings.indices)
-            load_rules(settings.rules, tuple(w for w in settings.windows.split(",") if w))
+            load_rules(settings.rules, settings.windows)
         except ValidationError as error:
             typer.echo(f"error: invalid settings:\n{error}", err=True)
             raise typer.Exit(2) from None
