@@ -103,6 +103,13 @@ def _choice(value: object, choices: Sequence[str], text: str) -> object:
     return value
 
 
+# YAML 1.1 reads 8.0e9 (no exponent sign) as a string; numbers may be written either way.
+_NUMBER_SCHEMA: dict[str, Any] = {
+    "type": ["number", "string"],
+    "description": "a number (a string such as 8.0e9 is read as one)",
+}
+
+
 class RuleSpec(BaseModel):
     """One rule as written in the rules file (SPEC.md has the semantics)."""
 
@@ -113,11 +120,8 @@ class RuleSpec(BaseModel):
     subjects: Literal["*"] | Annotated[list[str | int], Field(min_length=1)] = "*"
     window: Annotated[str, Field(json_schema_extra={"pattern": WINDOW_PATTERN})] = "day"
     op: Op
-    threshold: Annotated[float, Field(json_schema_extra={
-        "type": ["number", "string"],
-        "description": "a number (a string such as 8.0e9 is read as one)",
-    })]
-    hysteresis: Annotated[float, Field(ge=0)] = 0.0
+    threshold: Annotated[float, Field(json_schema_extra=_NUMBER_SCHEMA)]
+    hysteresis: Annotated[float, Field(ge=0, json_schema_extra=_NUMBER_SCHEMA)] = 0.0
     cooldown: Annotated[str, Field(json_schema_extra={"pattern": DURATION_PATTERN})] = "0s"
     max_per_day: Annotated[int, Field(ge=1)] = 1
     severity: Severity = "info"
