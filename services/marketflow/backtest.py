@@ -21,6 +21,7 @@ from marketflow.core.records import (
 )
 from marketflow.core.refdata import ReferenceData, ReferenceDataError
 from marketflow.core.rules import RulesError, load_rules
+from marketflow.core.windows import DEFAULT_WINDOWS, parse_windows
 
 _TICK, _SOUTHBOUND = 0, 1
 
@@ -63,7 +64,7 @@ def _events(pipeline: Pipeline, ticks: Path,
 
 def run_backtest(universe: Path, indices: Path, rules_path: Path, ticks: Path,
                  southbound: Path | None = None, frame_ms: int = 1000,
-                 windows: tuple[str, ...] = ("1m", "5m", "15m", "60m")) -> dict[str, Any]:
+                 windows: tuple[str, ...] = DEFAULT_WINDOWS) -> dict[str, Any]:
     ref = ReferenceData.load(universe, indices)
     rules = load_rules(rules_path, windows)
     pipeline = Pipeline(ref, rules, frame_ms, windows)
@@ -150,11 +151,15 @@ def register(app: typer.Typer) -> None:
                                     help="Add per-rule firing counts and times."),
         frame_ms: int = typer.Option(1000, "--frame-ms", min=1,
                                      help="Event-time frame for sectors and market."),
-        windows: str = typer.Option("1m,5m,15m,60m", "--windows",
+        windows: str = typer.Option(",".join(DEFAULT_WINDOWS), "--windows",
                                     help="Rolling windows, comma-separated."),
     ) -> None:
         """Replay files through the core (no Kafka, no Redis) and print the day's figures."""
-        window_names = tuple(w.strip() for w in windows.split(",") if w.strip())
+        try:
+            window_names = parse_windows(windows, frame_ms)
+        except ValueError as error:
+            typer.echo(f"error: --windows: {error}", err=True)
+            raise typer.Exit(2) from None
         for path in (ticks, universe, indices, rules, southbound):
             if path is not None and not path.is_file():
                 typer.echo(f"error: file not found: {path}", err=True)

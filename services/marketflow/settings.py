@@ -7,9 +7,12 @@ Every field can be set from the environment as `MARKETFLOW_<FIELD>` (for example
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from marketflow.core.windows import DEFAULT_WINDOWS, parse_windows
 
 PACKAGE_DATA = Path(__file__).parent / "data"
 
@@ -47,10 +50,22 @@ class Settings(BaseSettings):
     state_dir: Path = Path(".marketflow")
     ticks_partitions: int = Field(default=8, ge=1, le=1024)
     frame_ms: int = Field(default=1000, ge=1, le=3_600_000)
-    windows: str = "1m,5m,15m,60m"
+    windows: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=DEFAULT_WINDOWS, validate_default=True,
+        description="rolling windows of sector gains; MARKETFLOW_WINDOWS=1m,5m,15m,60m",
+    )
     idle_ms: int = Field(default=2000, ge=1)
     redis_prefix: str = "mf:"
     app_id: str = Field(default="marketflow", description="Faust app id = consumer group")
     session_timeout_s: float = Field(default=3.0, gt=0)
     heartbeat_s: float = Field(default=0.5, gt=0)
     topics: Topics = Field(default_factory=Topics)
+
+    @field_validator("windows", mode="before")
+    @classmethod
+    def _parse_windows(cls, value: object, info: ValidationInfo) -> tuple[str, ...]:
+        """A comma-separated string (the environment) or a sequence of window names, each a
+        whole number of frames; an invalid frame_ms is reported on its own."""
+        if not isinstance(value, str | list | tuple):
+            raise ValueError("a comma-separated list of durations such as 1m,5m,15m,60m")
+        return parse_windows(value, info.data.get("frame_ms") or 1)

@@ -11,12 +11,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
+import tests.schemas
 from marketflow.core.deadletter import dead_letter
 from marketflow.core.pipeline import Pipeline
 from marketflow.core.records import RecordError, Tick, parse_southbound, parse_tick, parse_ticks
 from marketflow.core.refdata import ReferenceData
 from marketflow.core.rules import RulesError, load_rules, parse_rules
-from tests.schemas import SNAPSHOT_SCHEMAS, schemas_dir, validator
+from tests.schemas import (
+    REGENERATE,
+    SNAPSHOT_SCHEMAS,
+    generated_schemas,
+    main,
+    render_schema,
+    schemas_dir,
+    validator,
+)
 
 SCHEMAS = sorted(p.name.removesuffix(".schema.json") for p in schemas_dir().glob("*.schema.json"))
 EXAMPLES = sorted((schemas_dir() / "examples").glob("*/*/*.json"))
@@ -29,6 +38,27 @@ PARSERS = {"tick": parse_tick, "tick-batch": parse_ticks, "southbound": parse_so
 def test_schema_is_valid(name: str) -> None:
     Draft202012Validator.check_schema(json.loads((schemas_dir() / f"{name}.schema.json")
                                                  .read_text()))
+
+
+@pytest.mark.parametrize("name", sorted(generated_schemas()))
+def test_generated_schema_is_committed(name: str) -> None:
+    """Drift: the committed file is what the pydantic models generate today."""
+    committed = (schemas_dir() / name).read_text(encoding="utf-8")
+    assert committed == render_schema(generated_schemas()[name]), (
+        f"schemas/{name} differs from the schema generated from the models; "
+        f"run {REGENERATE} and commit the result")
+
+
+def test_schema_generator_writes_and_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(tests.schemas, "schemas_dir", lambda: tmp_path)
+    assert main(["--check"]) == 1
+    assert "out of date; run make schemas" in capsys.readouterr().err
+    assert main([]) == 0
+    assert main(["--check"]) == 0
+    for name in generated_schemas():
+        Draft202012Validator.check_schema(json.loads((tmp_path / name).read_text()))
+    assert main(["--bogus"]) == 2
 
 
 def test_every_schema_has_valid_and_invalid_examples() -> None:

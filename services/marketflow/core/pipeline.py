@@ -20,6 +20,7 @@ from marketflow.core.refdata import ReferenceData
 from marketflow.core.rules import RuleSet
 from marketflow.core.sectors import SectorAggregator
 from marketflow.core.southbound import SouthboundBook
+from marketflow.core.windows import DEFAULT_WINDOWS
 
 
 def _offline_clock() -> float:
@@ -28,7 +29,7 @@ def _offline_clock() -> float:
 
 class Pipeline:
     def __init__(self, ref: ReferenceData, rules: RuleSet, frame_ms: int = 1000,
-                 windows: Iterable[str] = ("1m", "5m", "15m", "60m"),
+                 windows: Iterable[str] = DEFAULT_WINDOWS,
                  keep_snapshots: bool = False) -> None:
         self.ref = ref
         self.processor = PartitionProcessor(ref, rules, frame_ms, 0,

@@ -1,4 +1,5 @@
-"""Alert rules: the rules file, and the per-(rule, subject) crossing state machine.
+"""Alert rules: loading the rules file (models in rules_spec.py), and the per-(rule, subject)
+crossing state machine.
 
 Semantics (SPEC.md): each (rule, subject) is armed at the start of each trading day. At each
 evaluation a disarmed rule re-arms once the value is back past threshold -/+ hysteresis;
@@ -10,73 +11,39 @@ disarms it. Alert ids are the first 16 hex digits of sha256(`rule|subject|date|n
 from __future__ import annotations
 
 import hashlib
-import math
-import re
-import string
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from pydantic import ValidationError
 
+from marketflow.core.rules_spec import (
+    DEFAULT_MESSAGE,
+    MESSAGE_FIELDS,
+    METRICS,
+    SEVERITIES,
+    RulesError,
+    RulesFile,
+    RuleSpec,
+    render_message,
+    rules_error,
+)
 from marketflow.core.timeutil import hkt_clock, to_rfc3339, trading_date
+from marketflow.core.windows import DEFAULT_WINDOWS, parse_duration
+from marketflow.core.yamlfile import YamlFileError, read_yaml
 
-METRICS = (
-    "index.change_pct",
-    "stock.change_pct",
-    "sector.gain_pct",
-    "sector.eq_gain_pct",
-    "sector.turnover_hkd",
-    "market.turnover_hkd",
-    "southbound.net_inflow_hkd",
-)
-SEVERITIES = ("info", "warning", "critical")
-_RULE_FIELDS = {
-    "id", "metric", "subjects", "window", "op", "threshold", "hysteresis", "cooldown",
-    "max_per_day", "severity", "message", "route",
-}
-_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-_DURATION = re.compile(r"^([0-9]+)(ms|s|m|h)$")
-_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
-# Fields a message template may use; every one is present for every metric.
-MESSAGE_FIELDS = (
-    "rule_id", "subject", "name", "metric", "window", "op", "threshold", "value", "level",
-    "severity", "time", "ts", "trading_date",
-)
-DEFAULT_MESSAGE = "{rule_id}: {subject} {metric} = {value:,.4f} ({op} {threshold:,})"
-
-
-class RulesError(ValueError):
-    """A rules file that cannot be used; the message names the rule id and the field."""
-
-
-def parse_duration(text: object) -> int:
-    """`"90s"` -> 90000 ms; units ms, s, m, h."""
-    match = _DURATION.match(str(text).strip()) if text is not None else None
-    if match is None:
-        raise ValueError(f"not a duration (number + ms|s|m|h): {text!r}")
-    return int(match.group(1)) * _UNIT_MS[match.group(2)]
-
-
-class _SafeFormatter(string.Formatter):
-    """str.format without attribute or index access, so a template cannot reach objects."""
-
-    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
-        if "." in field_name or "[" in field_name:
-            raise KeyError(field_name)
-        return super().get_field(field_name, args, kwargs)
-
-
-_FORMATTER = _SafeFormatter()
-
-
-def render_message(template: str, context: Mapping[str, Any]) -> str:
-    return _FORMATTER.vformat(template, (), dict(context))
+__all__ = [
+    "DEFAULT_MESSAGE", "MESSAGE_FIELDS", "METRICS", "SEVERITIES", "Rule", "RuleEngine",
+    "RuleSet", "RuleSpec", "RulesError", "RulesFile", "alert_id", "load_rules",
+    "parse_duration", "parse_rule", "parse_rules", "render_message",
+]
 
 
 @dataclass(slots=True, frozen=True)
 class Rule:
+    """A validated rule as the engine reads it on the hot path (built from a RuleSpec)."""
+
     id: str
     metric: str
     subjects: frozenset[str] | None  # None = "*"
@@ -90,94 +57,16 @@ class Rule:
     message: str = DEFAULT_MESSAGE
     routes: tuple[str, ...] = ()
 
+    @classmethod
+    def from_spec(cls, spec: RuleSpec) -> Rule:
+        subjects = (None if spec.subjects == "*"
+                    else frozenset(_subject(spec.metric, str(s)) for s in spec.subjects))
+        return cls(spec.id, spec.metric, subjects, spec.window, spec.op, spec.threshold,
+                   spec.hysteresis, spec.cooldown_ms, spec.max_per_day, spec.severity,
+                   spec.message, spec.routes)
+
     def applies_to(self, subject: str) -> bool:
         return self.subjects is None or subject in self.subjects
-
-    def holds(self, value: float) -> bool:
-        return value >= self.threshold if self.op == ">=" else value <= self.threshold
-
-    def rearms(self, value: float) -> bool:
-        if self.op == ">=":
-            return value < self.threshold - self.hysteresis
-        return value > self.threshold + self.hysteresis
-
-
-def _sample_context() -> dict[str, Any]:
-    return {
-        "rule_id": "r", "subject": "S", "name": "N", "metric": "m", "window": "day",
-        "op": ">=", "threshold": 1.0, "value": 1.0, "level": 1.0, "severity": "info",
-        "time": "09:30:00", "ts": "2025-11-24T09:30:00.000+08:00", "trading_date": "2025-11-24",
-    }
-
-
-def parse_rule(raw: object, windows: Iterable[str] = ("1m", "5m", "15m", "60m")) -> Rule:
-    if not isinstance(raw, dict):
-        raise RulesError(f"a rule must be a mapping, got {type(raw).__name__}")
-    rule_id = raw.get("id")
-    where = f"rule {rule_id!r}"
-
-    def fail(field_name: str, reason: str) -> RulesError:
-        return RulesError(f"{where}: {field_name}: {reason}")
-
-    if not isinstance(rule_id, str) or not _ID.match(rule_id):
-        raise fail("id", "required; lowercase letters, digits, '.', '_' or '-'")
-    unknown = sorted(set(raw) - _RULE_FIELDS)
-    if unknown:
-        raise fail(unknown[0], "unknown field")
-    metric = raw.get("metric")
-    if metric not in METRICS:
-        raise fail("metric", f"must be one of {', '.join(METRICS)}; got {metric!r}")
-    subjects_raw = raw.get("subjects", "*")
-    subjects: frozenset[str] | None
-    if subjects_raw == "*":
-        subjects = None
-    elif (
-        isinstance(subjects_raw, list)
-        and subjects_raw
-        and all(isinstance(s, str | int) and str(s) for s in subjects_raw)
-    ):
-        subjects = frozenset(_subject(metric, str(s)) for s in subjects_raw)
-    else:
-        raise fail("subjects", f'"*" or a non-empty list of subjects; got {subjects_raw!r}')
-    window = str(raw.get("window", "day"))
-    if window != "day":
-        if metric != "sector.gain_pct":
-            raise fail("window", "only sector.gain_pct has rolling windows; use day")
-        if window not in set(windows):
-            raise fail("window", f"must be day or one of {', '.join(windows)}; got {window!r}")
-    op = raw.get("op")
-    if op not in (">=", "<="):
-        raise fail("op", f'must be ">=" or "<="; got {op!r}')
-    threshold = _number(raw.get("threshold"), fail, "threshold", required=True)
-    hysteresis = _number(raw.get("hysteresis", 0.0), fail, "hysteresis")
-    if hysteresis < 0:
-        raise fail("hysteresis", "must be >= 0")
-    try:
-        cooldown_ms = parse_duration(raw.get("cooldown", "0s"))
-    except ValueError as error:
-        raise fail("cooldown", str(error)) from None
-    max_per_day = raw.get("max_per_day", 1)
-    if isinstance(max_per_day, bool) or not isinstance(max_per_day, int) or max_per_day < 1:
-        raise fail("max_per_day", f"must be an integer >= 1; got {max_per_day!r}")
-    severity = raw.get("severity", "info")
-    if severity not in SEVERITIES:
-        raise fail("severity", f"must be one of {', '.join(SEVERITIES)}; got {severity!r}")
-    message = raw.get("message", DEFAULT_MESSAGE)
-    if not isinstance(message, str):
-        raise fail("message", "must be a string")
-    try:
-        render_message(message, _sample_context())
-    except KeyError as error:
-        raise fail("message",
-                   f"unknown field {error.args[0]!r}; use {', '.join(MESSAGE_FIELDS)}") from None
-    except (ValueError, IndexError, TypeError) as error:
-        raise fail("message", f"bad template: {error}") from None
-    route = raw.get("route", ())
-    routes = (route,) if isinstance(route, str) else tuple(str(r) for r in route)
-    return Rule(
-        rule_id, metric, subjects, window, op, threshold, hysteresis, cooldown_ms,
-        max_per_day, severity, message, routes,
-    )
 
 
 def _subject(metric: str, subject: str) -> str:
@@ -189,20 +78,6 @@ def _subject(metric: str, subject: str) -> str:
     return subject.zfill(5) if subject.isdigit() else subject
 
 
-def _number(raw: object, fail: Callable[[str, str], RulesError], name: str,
-            required: bool = False) -> float:
-    if raw is None and required:
-        raise fail(name, "required")
-    if isinstance(raw, str):  # YAML 1.1 reads 8.0e9 (no exponent sign) as a string
-        try:
-            raw = float(raw.replace("_", ""))
-        except ValueError:
-            raise fail(name, f"must be a finite number; got {raw!r}") from None
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
-        raise fail(name, f"must be a finite number; got {raw!r}")
-    return float(raw)
-
-
 @dataclass(slots=True)
 class RuleSet:
     rules: tuple[Rule, ...]
@@ -212,29 +87,30 @@ class RuleSet:
         return tuple(rule for rule in self.rules if rule.metric == metric)
 
 
-def parse_rules(document: object, windows: Iterable[str] = ("1m", "5m", "15m", "60m")) -> RuleSet:
-    if not isinstance(document, dict) or not isinstance(document.get("rules"), list):
-        raise RulesError("the rules file must be a mapping with a 'rules' list")
-    windows = tuple(windows)
-    rules = [parse_rule(raw, windows) for raw in document["rules"]]
-    seen: set[str] = set()
-    for rule in rules:
-        if rule.id in seen:
-            raise RulesError(f"rule {rule.id!r}: id: duplicate rule id")
-        seen.add(rule.id)
-    routes = document.get("routes") or {}
-    if not isinstance(routes, dict):
-        raise RulesError("routes: must be a mapping of route name to settings")
-    return RuleSet(tuple(rules), routes)
-
-
-def load_rules(path: Path, windows: Iterable[str] = ("1m", "5m", "15m", "60m")) -> RuleSet:
+def parse_rule(raw: object, windows: Iterable[str] = DEFAULT_WINDOWS) -> Rule:
+    """One rule of a rules file; RulesError names the rule and the field."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise RulesError(f"{path}: cannot read: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise RulesError(f"{path}: not valid YAML: {error}") from None
+        spec = RuleSpec.model_validate(raw, context={"windows": tuple(windows)})
+    except ValidationError as error:
+        raise rules_error(error, {"rules": [raw]}, ("rules", 0)) from None
+    return Rule.from_spec(spec)
+
+
+def parse_rules(document: object, windows: Iterable[str] = DEFAULT_WINDOWS) -> RuleSet:
+    """A rules document (the YAML, loaded); RulesError names the rule and the field."""
+    try:
+        spec = RulesFile.model_validate(document, context={"windows": tuple(windows)})
+    except ValidationError as error:
+        raise rules_error(error, document) from None
+    return RuleSet(tuple(Rule.from_spec(rule) for rule in spec.rules), dict(spec.routes))
+
+
+def load_rules(path: Path, windows: Iterable[str] = DEFAULT_WINDOWS) -> RuleSet:
+    """The rules file at `path` (YAML, at most 1 MiB); RulesError starts with the path."""
+    try:
+        document = read_yaml(path)
+    except YamlFileError as error:
+        raise RulesError(str(error)) from None
     try:
         return parse_rules(document, windows)
     except RulesError as error:

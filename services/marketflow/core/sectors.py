@@ -20,6 +20,7 @@ from marketflow.core.output import Alert, Output, Snapshot
 from marketflow.core.refdata import ReferenceData
 from marketflow.core.rules import RuleEngine, RuleSet, parse_duration
 from marketflow.core.timeutil import day_number, to_rfc3339, trading_date
+from marketflow.core.windows import DEFAULT_WINDOWS
 
 SECTOR_METRICS = (
     "sector.gain_pct", "sector.eq_gain_pct", "sector.turnover_hkd", "market.turnover_hkd",
@@ -141,7 +142,7 @@ class SectorAggregator:
     """
 
     def __init__(self, ref: ReferenceData, rules: RuleSet, frame_ms: int = 1000,
-                 windows: Iterable[str] = ("1m", "5m", "15m", "60m"),
+                 windows: Iterable[str] = DEFAULT_WINDOWS,
                  emit_snapshots: bool = True) -> None:
         self.ref = ref
         self.emit_snapshots = emit_snapshots

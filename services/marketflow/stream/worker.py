@@ -39,9 +39,8 @@ class MarketInputs:
     @classmethod
     def load(cls, settings: Settings) -> MarketInputs:
         """Raises ReferenceDataError or RulesError (a configuration error: exit 2)."""
-        windows = tuple(w.strip() for w in settings.windows.split(",") if w.strip())
         return cls(ReferenceData.load(settings.universe, settings.indices),
-                   load_rules(settings.rules, windows), windows)
+                   load_rules(settings.rules, settings.windows), settings.windows)
 
 
 def run_worker(settings: Settings, inputs: MarketInputs, bootstrap: str,

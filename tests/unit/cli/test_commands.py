@@ -57,6 +57,19 @@ def test_backtest_json(tmp_path: Path) -> None:
     assert fired == len(document["alerts"]) > 0
 
 
+def test_bad_windows_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    small = Path(__file__).parents[2] / "data" / "small"
+    result = runner.invoke(app, ["backtest", "--universe", str(small / "universe.csv"),
+                                 "--indices", str(small / "indices.csv"), "--rules",
+                                 str(small / "rules.yaml"), "--ticks", str(small / "ticks.jsonl"),
+                                 "--windows", "1m,7s", "--frame-ms", "2000"])
+    assert result.exit_code == 2 and "window 7s is not a multiple" in result.output
+    monkeypatch.setenv("MARKETFLOW_WINDOWS", "1m,soon")
+    result = runner.invoke(app, ["worker"])
+    assert result.exit_code == 2 and "invalid settings" in result.output
+    assert "'soon'" in result.output
+
+
 def test_backtest_missing_file_exits_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["backtest", "--universe", "x", "--indices", "y", "--rules",
                                  "z", "--ticks", str(tmp_path / "none.jsonl"), "--json"])

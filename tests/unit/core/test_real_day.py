@@ -14,6 +14,7 @@ from marketflow.core.pipeline import Pipeline
 from marketflow.core.records import parse_tick
 from marketflow.core.refdata import ReferenceData
 from marketflow.core.rules import RuleSet
+from marketflow.core.windows import DEFAULT_WINDOWS
 
 DATA = Path(__file__).parents[2] / "data" / "real"
 
@@ -33,7 +34,7 @@ def universe() -> list[dict[str, str]]:
 @pytest.fixture(scope="module")
 def result(rows: list[dict[str, str]]) -> dict:
     ref = ReferenceData.load(DATA / "futu-2020-03-24-universe.csv", DATA / "futu-indices.csv")
-    pipeline = Pipeline(ref, RuleSet(()), 1000, ("1m", "5m", "15m", "60m"))
+    pipeline = Pipeline(ref, RuleSet(()), 1000, DEFAULT_WINDOWS)
     for row in rows:
         pipeline.on_tick(parse_tick(row))
     pipeline.finish()
