@@ -7,12 +7,14 @@ from pathlib import Path
 import typer
 
 from marketflow.cli_support import USAGE, exit_on_error, fail, prepare
+from marketflow.ingest.publisher import DEFAULT_BATCH, DEFAULT_LINGER_MS
 
 produce_app = typer.Typer(help="Validate records from a file and publish them to Kafka.",
                           no_args_is_help=True)
 
 
-def run_publish(kind: str, path: Path, speed: float, batch: int, quiet: bool) -> None:
+def run_publish(kind: str, path: Path, speed: float, batch: int, quiet: bool,
+                linger_ms: int = DEFAULT_LINGER_MS) -> None:
     from rich.console import Console
 
     from marketflow.ingest.files import read_records
@@ -24,7 +26,7 @@ def run_publish(kind: str, path: Path, speed: float, batch: int, quiet: bool) ->
     prepared = prepare(topics=True)
     with exit_on_error(prepared.settings):
         publisher = Publisher(prepared.bootstrap, prepared.settings.topics, batch=batch,
-                              speed=speed)
+                              speed=speed, linger_ms=linger_ms)
     try:
         with exit_on_error(prepared.settings):
             summary = _with_progress(publisher, kind, path, console,
@@ -63,12 +65,18 @@ def _with_progress(publisher, kind, path, console, quiet, read_records):  # type
 def produce_ticks(
     path: Path = typer.Argument(..., help="JSON lines or CSV of Ticks (gzip ok)."),
     speed: float = typer.Option(0.0, help="Replay X times faster than real time; 0 = flat out."),
-    batch: int = typer.Option(1, min=1, help="Ticks per Kafka message (JSON array per "
-                                             "partition); 1 = one keyed tick per message."),
+    batch: int = typer.Option(
+        DEFAULT_BATCH, min=1,
+        help="Ticks per Kafka message: a JSON array sent to the ticks' partition (murmur2 on "
+             "the symbol), filled up to this count or for --linger-ms; 1 = one tick per "
+             "message, keyed by its symbol."),
+    linger_ms: int = typer.Option(
+        DEFAULT_LINGER_MS, "--linger-ms", min=0,
+        help="The longest a tick waits for its message to fill (wall-clock ms)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    """Publish ticks to md.ticks keyed by symbol; bad lines go to the dead-letter topic."""
-    run_publish("ticks", path, speed, batch, quiet)
+    """Publish ticks to md.ticks, batched per partition; bad lines go to the dead-letter topic."""
+    run_publish("ticks", path, speed, batch, quiet, linger_ms)
 
 
 @produce_app.command("southbound")
