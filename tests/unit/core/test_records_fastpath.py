@@ -1,11 +1,13 @@
-"""The canonical-form fast path of parse_tick gives exactly what the general path gives."""
+"""The fast path of parse_tick (canonical and common loose forms) gives exactly what the
+general path gives, and accepts nothing the general path rejects."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marketflow.core.records import RecordError, _parse_canonical, _parse_tick
+from marketflow.core.records import RecordError, _parse_fast, _parse_tick
 
 prices = st.one_of(
     st.floats(min_value=-1, max_value=2e7),
@@ -21,10 +23,34 @@ turnovers = st.one_of(
     st.decimals(min_value=0, max_value=10**9, places=2).map(float),
     st.decimals(min_value=0, max_value=10**6, places=3).map(float),
 )
+symbols = st.one_of(
+    st.sampled_from(["00700", "09988", "00000", "0700", "HSI", "99999", "0700.HK", "700",
+                     "HK.00700", "hk.09988", "9988.hk", "HSTECH", "123456", "0.HK", " 700",
+                     "", "HK.", "7OO", "00700 ", "HK.0700.HK", "١٢٣"]),
+    st.text(alphabet="0123456789HK.hkSI -", max_size=10),
+)
+
+
+@st.composite
+def rfc3339(draw: st.DrawFn) -> str:
+    date = draw(st.sampled_from(["2025-11-24", "2025-02-29", "2024-02-29", "1999-12-31",
+                                 "2025-13-01", "2099-12-31", "2100-01-01"]))
+    sep = draw(st.sampled_from(["T", " ", "t"]))
+    hh = draw(st.integers(0, 25))
+    mm = draw(st.integers(0, 61))
+    ss = draw(st.integers(0, 61))
+    fraction = draw(st.sampled_from(["", ".1", ".12", ".123", ".123456", ".999999", ".1234"]))
+    offset = draw(st.sampled_from(["", "Z", "+08:00", "-05:30", "+00:00", "+24:00", "+0800",
+                                   "+08:00:00"]))
+    return f"{date}{sep}{hh:02d}:{mm:02d}:{ss:02d}{fraction}{offset}"
+
+
+times = st.one_of(st.integers(0, 5 * 10**12), st.just(1_763_947_800_000), rfc3339(),
+                  st.just("1763947800000"), st.just("2025-11-24"))
 ticks = st.fixed_dictionaries(
     {
-        "symbol": st.sampled_from(["00700", "09988", "00000", "0700", "HSI", "99999"]),
-        "ts": st.one_of(st.integers(0, 5 * 10**12), st.just(1_763_947_800_000)),
+        "symbol": symbols,
+        "ts": times,
         "price": prices,
         "qty": st.one_of(st.integers(-5, 10**7), st.just(100)),
     },
@@ -39,7 +65,7 @@ ticks = st.fixed_dictionaries(
 @settings(max_examples=3000, deadline=None)
 @given(ticks)
 def test_fast_path_agrees_with_general_path(obj: dict) -> None:
-    fast = _parse_canonical(obj)
+    fast = _parse_fast(obj)
     if fast is None:
         return
     try:
@@ -47,3 +73,20 @@ def test_fast_path_agrees_with_general_path(obj: dict) -> None:
     except RecordError as error:  # the fast path must never accept what the general rejects
         raise AssertionError(f"fast path accepted {obj!r}; general path: {error}") from None
     assert fast == slow
+
+
+@pytest.mark.parametrize(("symbol", "ts", "want_symbol", "want_ts"), [
+    ("00700", 1_763_947_800_123, "00700", 1_763_947_800_123),
+    ("0700.HK", "2025-11-24T09:30:00.123+08:00", "00700", 1_763_947_800_123),
+    ("HK.00700", "2025-11-24T01:30:00.123456Z", "00700", 1_763_947_800_123),
+    ("700", "2025-11-24 09:30:00", "00700", 1_763_947_800_000),
+    ("9988.hk", "2025-11-23T20:30:00.999-05:00", "09988", 1_763_947_800_999),
+    ("HSI", "2025-11-24T09:30:00+08:00", "HSI", 1_763_947_800_000),
+])
+def test_loose_forms_take_the_fast_path(symbol: str, ts: object, want_symbol: str,
+                                        want_ts: int) -> None:
+    obj = {"symbol": symbol, "ts": ts, "price": 612.5, "qty": 100}
+    fast = _parse_fast(obj)
+    assert fast is not None, obj
+    assert (fast.symbol, fast.ts) == (want_symbol, want_ts)
+    assert fast == _parse_tick(obj)
