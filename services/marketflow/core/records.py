@@ -22,6 +22,8 @@ Kind = Literal["trade", "index"]
 Channel = Literal["SH", "SZ"]
 
 REASONS = (
+    "invalid_encoding",
+    "record_too_large",
     "invalid_json",
     "invalid_csv",
     "not_an_object",

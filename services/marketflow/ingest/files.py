@@ -1,83 +1,114 @@
 """Reading record files: JSON lines or CSV (column names = record fields), gzip or not.
 
-Each line yields `(line_number, raw_text, object)` where object is the decoded dict (or
-list, for a JSON-lines tick batch) or a `RecordError` saying why the line is unusable; the
-caller decides whether that becomes a dead letter. Empty lines are skipped.
+Each line yields `(line_number, raw, object)` where object is the decoded dict (or list,
+for a JSON-lines tick batch) or a `RecordError` saying why the line is unusable; the
+caller decides whether that becomes a dead letter. `raw` is the line's text, or its bytes
+when they are not UTF-8 (a dead letter then keeps them as base64). Empty lines are
+skipped; a byte-order mark and CRLF line ends are accepted. One bad line never stops the
+file: every other line is still read.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
-import io
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import orjson
 
 from marketflow.core.records import RecordError
 
 GZIP_MAGIC = b"\x1f\x8b"
+BOM = b"\xef\xbb\xbf"
+MAX_LINE_BYTES = 1 << 20  # a tick is ~100 bytes; a batch of 1,000 is ~100 KB
 
 
-def _open_text(path: Path) -> IO[str]:
+def _open(path: Path) -> IO[bytes]:
     with path.open("rb") as probe:
         magic = probe.read(2)
     if magic == GZIP_MAGIC:
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-    return path.open("r", encoding="utf-8-sig", newline="")
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    return path.open("rb")
 
 
-def _is_csv(path: Path, first_line: str) -> bool:
+def _is_csv(path: Path, first_line: bytes) -> bool:
     name = path.name.lower().removesuffix(".gz")
     if name.endswith(".csv"):
         return True
     if name.endswith((".jsonl", ".ndjson", ".json")):
         return False
-    return not first_line.lstrip().startswith(("{", "["))
+    return not first_line.lstrip().startswith((b"{", b"["))
 
 
-def read_records(path: Path) -> Iterator[tuple[int, str, Any]]:
-    with _open_text(path) as handle:
+def read_records(path: Path) -> Iterator[tuple[int, str | bytes, Any]]:
+    with _open(path) as handle:
         first = handle.readline()
+        if first.startswith(BOM):
+            first = first[len(BOM):]
+        lines = _decoded(_chain(first, handle))
         if _is_csv(path, first):
-            yield from _read_csv(first, handle)
+            yield from _read_csv(lines)
         else:
-            yield from _read_jsonl(first, handle)
+            yield from _read_jsonl(lines)
 
 
-def _read_jsonl(first: str, handle: IO[str]) -> Iterator[tuple[int, str, Any]]:
-    loads = orjson.loads
-    number = 0
-    for number, line in enumerate(_chain(first, handle), start=1):
-        text = line.strip()
-        if not text:
+def _decoded(lines: Iterator[bytes]) -> Iterator[tuple[int, bytes, str | RecordError]]:
+    """(line number, stripped bytes, text or why it is unusable); empty lines skipped."""
+    for number, line in enumerate(lines, start=1):
+        raw = line.strip()
+        if not raw:
+            continue
+        if len(raw) > MAX_LINE_BYTES:
+            yield number, raw[:256], RecordError(
+                "record_too_large", f"line {number}: {len(raw):,} bytes (at most "
+                                    f"{MAX_LINE_BYTES:,}); the first 256 are kept")
             continue
         try:
-            yield number, text, loads(text)
+            yield number, raw, raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            yield number, raw, RecordError(
+                "invalid_encoding", f"line {number}: not UTF-8 (byte 0x{raw[error.start]:02x} "
+                                    f"at column {error.start + 1})")
+
+
+def _read_jsonl(lines: Iterator[tuple[int, bytes, str | RecordError]],
+                ) -> Iterator[tuple[int, str | bytes, Any]]:
+    loads = orjson.loads
+    for number, raw, text in lines:
+        if isinstance(text, RecordError):
+            yield number, raw, text
+            continue
+        try:
+            yield number, text, loads(raw)
         except orjson.JSONDecodeError as error:
             yield number, text, RecordError("invalid_json", f"line {number}: {error}")
 
 
-def _read_csv(first: str, handle: IO[str]) -> Iterator[tuple[int, str, Any]]:
-    header = next(csv.reader([first]), [])
-    columns = [c.strip() for c in header]
-    if not columns or not any(columns):
-        return
-    reader = csv.reader(handle)
-    for number, row in enumerate(reader, start=2):
-        if not row or not any(cell.strip() for cell in row):
+def _read_csv(lines: Iterator[tuple[int, bytes, str | RecordError]],
+              ) -> Iterator[tuple[int, str | bytes, Any]]:
+    header: list[str] | None = None
+    for number, raw, text in lines:
+        if isinstance(text, RecordError):
+            yield number, raw, text
             continue
-        text = ",".join(row)
-        if len(row) != len(columns):
+        row = next(csv.reader([text]), [])
+        if header is None:
+            header = [c.strip() for c in row]
+            if not any(header):
+                return
+            continue
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
             yield number, text, RecordError(
-                "invalid_csv", f"line {number}: {len(row)} field(s), header has {len(columns)}")
+                "invalid_csv", f"line {number}: {len(row)} field(s), header has {len(header)}")
             continue
-        yield number, text, {c: v for c, v in zip(columns, row, strict=True) if v != ""}
+        yield number, text, {c: v for c, v in zip(header, row, strict=True) if v != ""}
 
 
-def _chain(first: str, handle: IO[str]) -> Iterator[str]:
+def _chain(first: bytes, handle: IO[bytes]) -> Iterator[bytes]:
     if first:
         yield first
     yield from handle

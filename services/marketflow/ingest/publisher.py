@@ -112,13 +112,13 @@ class Publisher:
 
     # -- records ---------------------------------------------------------------------
 
-    def publish_lines(self, kind: Feed, lines: Iterable[tuple[int, str, Any]],
+    def publish_lines(self, kind: Feed, lines: Iterable[tuple[int, str | bytes, Any]],
                       source_file: str, progress: Callable[[int], None] | None = None,
                       ) -> PublishSummary:
         return self.publish_mixed(((kind, n, raw, obj) for n, raw, obj in lines),
                                   source_file, progress)
 
-    def publish_mixed(self, items: Iterable[tuple[Feed, int, str, Any]], source: str,
+    def publish_mixed(self, items: Iterable[tuple[Feed, int, str | bytes, Any]], source: str,
                       progress: Callable[[int], None] | None = None) -> PublishSummary:
         """Ticks and southbound updates interleaved in event-time order (the simulator)."""
         summary = PublishSummary()
@@ -144,7 +144,7 @@ class Publisher:
         summary.elapsed = time.monotonic() - started
         return summary
 
-    def _reject(self, kind: Feed, summary: PublishSummary, error: RecordError, raw: str,
+    def _reject(self, kind: Feed, summary: PublishSummary, error: RecordError, raw: str | bytes,
                 source_file: str, number: int) -> None:
         summary.rejected[error.reason] += 1
         if len(summary.examples) < self.max_examples:

@@ -61,3 +61,41 @@ def test_partition_for_matches_the_java_client(key: str, signed: int, partitions
 )
 def test_pace_delay(event_ms: int, now: float, speed: float, delay: float) -> None:
     assert pace_delay(0, 0.0, event_ms, now, speed) == pytest.approx(delay)
+
+
+GOOD = b'{"symbol": "700", "ts": 1763947800000, "price": 612.5, "qty": 100}'
+
+
+@pytest.mark.parametrize(("content", "want"), [
+    # (file bytes, [(line number, reason or None for a good record)])
+    (GOOD + b"\n\xff\xfe{bad bytes}\n" + GOOD + b"\n", [(1, None), (2, "invalid_encoding"),
+                                                        (3, None)]),
+    (b"\xef\xbb\xbf" + GOOD + b"\r\n" + GOOD + b"\r\n", [(1, None), (2, None)]),
+    (b"\n\n   \n" + GOOD + b"\n\n", [(4, None)]),
+    (b'{"symbol": "70' + b"0" * (2 << 20) + b'"}\n' + GOOD + b"\n",
+     [(1, "record_too_large"), (2, None)]),
+    (GOOD[:-1] + b"\n\x00\n" + GOOD + b"\n", [(1, "invalid_json"), (2, "invalid_json"),
+                                              (3, None)]),
+    (b'{"symbol": "\xe4\xb8\xad"}\n', [(1, None)]),  # UTF-8 that is not ASCII is fine
+])
+def test_nasty_lines_are_reported_and_the_rest_read(tmp_path: Path, content: bytes,
+                                                    want: list[tuple[int, str | None]]) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(content)
+    rows = list(read_records(path))
+    got = [(n, obj.reason if isinstance(obj, RecordError) else None) for n, _, obj in rows]
+    assert got == want
+    for _, raw, obj in rows:
+        if isinstance(obj, RecordError):
+            assert "line " in obj.detail and len(raw) <= (1 << 20)
+
+
+def test_csv_line_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"symbol,ts,price,qty\r\n700,1763947800000,612.5,100\r\n"
+                     b"\xff00,1,2,3\r\n5,1763947800000,40.1,200\r\n")
+    rows = list(read_records(path))
+    assert [n for n, _, _ in rows] == [2, 3, 4]
+    assert isinstance(rows[1][2], RecordError) and rows[1][2].reason == "invalid_encoding"
+    assert rows[1][1] == b"\xff00,1,2,3"
+    assert rows[2][2]["symbol"] == "5"
