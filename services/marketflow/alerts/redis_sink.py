@@ -98,6 +98,10 @@ class RedisLatestSink:
             await pipe.execute()
 
 
-def connect_sinks(redis_url: str, prefix: str = "mf:") -> tuple[RedisAlertSink, RedisLatestSink]:
-    client = aioredis.Redis.from_url(redis_url)
+def connect_sinks(redis_url: str, prefix: str = "mf:", timeout_s: float = 2.0,
+                  ) -> tuple[RedisAlertSink, RedisLatestSink]:
+    """Sinks on one client whose every call gives up after `timeout_s` (a frozen Redis must
+    not hold the worker: its writes wait in `stream/redis_writer.py` and are retried)."""
+    client = aioredis.Redis.from_url(redis_url, socket_timeout=timeout_s,
+                                     socket_connect_timeout=timeout_s)
     return RedisAlertSink(client, prefix), RedisLatestSink(client, prefix)

@@ -91,6 +91,7 @@ class MarketflowApp:
         app.timer(interval=0.1, name="marketflow.housekeeping")(self.housekeeping)
         app.timer(interval=5.0, name="marketflow.progress")(self.report_progress)
         app.timer(interval=1.0, name="marketflow.rules")(self.reload_rules)
+        app.on_partitions_assigned.connect(self.on_assigned)  # type: ignore[arg-type]
         app.on_partitions_revoked.connect(self.on_revoked)  # type: ignore[arg-type]
         app.on_before_shutdown.connect(self.on_shutdown)  # type: ignore[arg-type]
 
@@ -106,7 +107,7 @@ class MarketflowApp:
         """Replay `topic[partition]` from its start up to offset `until` (what this worker
         or a predecessor processed before) through `apply`; returns the record count.
         Alerts come out once (the ledger knows those already in `mf.alerts`)."""
-        await self.ledger.refresh_if_older(2.0)
+        await self.refresh_ledger()
         replayed = 0
         async for batch in read_partition(self.config.bootstrap, topic, partition, until):
             emission = Emission()
@@ -187,6 +188,18 @@ class MarketflowApp:
                                          message.offset, self.sinks.reject)
         runtime.touch_southbound()
         await self.route(emission, produced_ms=message.timestamp)
+
+    async def refresh_ledger(self) -> None:
+        """Read the alerts appended to `mf.alerts` since the last time (by this worker or
+        another): none of them is emitted again, and each goes to Redis again (a no-op
+        there unless its writer died between the topic and Redis)."""
+        restored = self.sinks.restore_alerts(await self.ledger.refresh_if_older(2.0))
+        if restored:
+            log.info("%d recent alert(s) of %s restored to Redis (deduplicated by id)",
+                     restored, self.topics.alerts)
+
+    async def on_assigned(self, app: faust.App, assigned: set[Any], **kwargs: Any) -> None:
+        await self.refresh_ledger()
 
     async def on_revoked(self, app: faust.App, revoked: set[Any], **kwargs: Any) -> None:
         runtime, topics = self.runtime, self.topics

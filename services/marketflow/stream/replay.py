@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -64,15 +65,19 @@ class AlertLedger:
         self._positions: dict[int, int] = {}
         self._refreshed_at = float("-inf")
 
-    async def refresh_if_older(self, seconds: float) -> None:
+    async def refresh_if_older(self, seconds: float) -> list[dict[str, Any]]:
         """One refresh serves every partition assigned in the same rebalance."""
         import time
 
-        if time.monotonic() - self._refreshed_at > seconds:
-            await self.refresh()
-            self._refreshed_at = time.monotonic()
+        if time.monotonic() - self._refreshed_at <= seconds:
+            return []
+        alerts = await self.refresh()
+        self._refreshed_at = time.monotonic()
+        return alerts
 
-    async def refresh(self) -> None:
+    async def refresh(self) -> list[dict[str, Any]]:
+        """Read what was appended since the last call; returns those alert records."""
+        alerts: list[dict[str, Any]] = []
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap,
                                     enable_auto_commit=False, group_id=None,
                                     auto_offset_reset="earliest", fetch_max_wait_ms=50)
@@ -84,7 +89,7 @@ class AlertLedger:
                 partitions = consumer.partitions_for_topic(self.topic) or set()
             tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
             if not tps:
-                return
+                return alerts
             consumer.assign(tps)
             for tp in tps:
                 position = self._positions.get(tp.partition)
@@ -100,7 +105,9 @@ class AlertLedger:
                 for tp, records in batches.items():
                     for record in records:
                         try:
-                            self.ids.add(orjson.loads(record.value)["alert_id"])
+                            alert = orjson.loads(record.value)
+                            self.ids.add(alert["alert_id"])
+                            alerts.append(alert)
                         except (orjson.JSONDecodeError, KeyError, TypeError):
                             log.warning("mf.alerts offset %s holds a record without alert_id",
                                         record.offset)
@@ -111,6 +118,7 @@ class AlertLedger:
                         pending.discard(tp)
         finally:
             await consumer.stop()
+        return alerts
 
     def first_time(self, alert_id: str) -> bool:
         """True (and remembered) if this alert id has not been emitted yet."""

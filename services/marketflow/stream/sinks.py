@@ -27,6 +27,7 @@ from marketflow.core.output import Alert, Output, Snapshot
 from marketflow.core.timeutil import HKT
 from marketflow.settings import Topics
 from marketflow.stream.partials import Shipped, encode_partials
+from marketflow.stream.redis_writer import RedisWriter
 from marketflow.stream.replay import AlertLedger
 
 log = logging.getLogger("marketflow.sinks")
@@ -48,8 +49,8 @@ class Sinks:
         self.bootstrap = bootstrap
         self.topics = topics
         self.ledger = ledger
-        self.redis_alerts = redis_alerts
-        self.redis_latest = redis_latest
+        self.redis = (RedisWriter(redis_alerts, redis_latest)
+                      if redis_alerts is not None and redis_latest is not None else None)
         self.metrics = metrics
         self.producer: AIOKafkaProducer | None = None
         self._inflight: list[Awaitable[Any]] = []
@@ -191,8 +192,10 @@ class Sinks:
             sent.append(await producer.send(self.topics.alerts, orjson.dumps(alert),
                                             key=alert["alert_id"].encode()))
         await asyncio.gather(*sent)
-        if self.redis_alerts is not None:
-            await self.redis_alerts.publish_many(fresh)
+        if self.redis is not None:  # written now, or kept through a Redis outage
+            self.redis.add_alerts(fresh)
+            if self.redis.healthy:  # else the flush timer retries: agents never wait on it
+                await self.redis.write()
         self.alerts_emitted += len(fresh)
         if self.metrics is not None:
             for alert in fresh:
@@ -222,13 +225,29 @@ class Sinks:
     async def flush_latest(self) -> None:
         """Write the coalesced latest snapshots to Redis and the gauges (a timer calls this
         every 100 ms: dashboards see each figure within that)."""
-        if not self._latest:
-            return
         latest, self._latest = list(self._latest.values()), {}
-        if self.redis_latest is not None:
-            await self.redis_latest.write_many(latest)
-        if self.metrics is not None:
+        if self.redis is not None:
+            self.redis.add_latest(latest)
+            await self.redis.write()
+        if latest and self.metrics is not None:
             self.metrics.observe_snapshots(latest)
+
+    def restore_alerts(self, alerts: list[Alert], within_s: float = 2 * 86_400) -> int:
+        """Alerts read back from `mf.alerts` (by a rebuild) go to Redis again: one that
+        reached the topic but not Redis before a crash gets there now, and Redis's dedupe
+        by id makes the others no-ops. Only recent ones: Redis remembers ids for 3 days."""
+        if self.redis is None or not alerts:
+            return 0
+        horizon = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=within_s)
+        recent = []
+        for alert in alerts:
+            try:
+                if dt.datetime.fromisoformat(alert["emitted_at"]) >= horizon:
+                    recent.append(alert)
+            except (KeyError, TypeError, ValueError):
+                continue
+        self.redis.add_alerts(recent)
+        return len(recent)
 
     async def flush(self) -> None:
         await self.flush_latest()
