@@ -51,6 +51,9 @@ class MarketflowApp:
             deliver=self.ticks_batches.put,  # type: ignore[arg-type]  # a value, not an Event
             revoked=self.on_ticks_revoked,
             session_timeout_s=config.session_timeout_s, heartbeat_s=config.heartbeat_s)
+        runtime.ticks_behind = self.reader.behind
+        runtime.ticks_owned = lambda: self.reader.owned
+        self.frame_wait_warned = 0.0
         self._register()
 
     def _faust_app(self) -> faust.App:
@@ -190,6 +193,10 @@ class MarketflowApp:
         if runtime.router is None:
             await self._rebuild_aggregator(message.partition, message.offset)
         started = time.perf_counter()
+        # while this partition has unread records, a silent source may have partials in
+        # them: no source counts as idle (FrameClock.idle)
+        high = self.app.consumer.highwater(message.tp)
+        runtime.clock.input_pending = high is not None and message.offset + 1 < high
         emission = runtime.on_partials(event.value, self.sinks.reject, message.partition,
                                        message.offset)
         await self.route(emission)
@@ -250,10 +257,25 @@ class MarketflowApp:
         """Every 100 ms: idle partitions flushed, frames closed, outputs flushed."""
         await self.route(self.runtime.housekeeping())
         await self.sinks.flush()
+        self.watch_frame_wait()
         if self.runtime.router is not None:
             aggregator = self.runtime.router.aggregator
             self.sinks.metrics_dropped_groups(aggregator.redelivered_groups,
                                               aggregator.stale_groups)
+
+    def watch_frame_wait(self) -> None:
+        """A frame waits for every active source to pass its end: at most `idle_ms` plus
+        a flush (250 ms) and a timer tick (100 ms) once its sources are quiet, longer only
+        while a source still works through a backlog. Longer than that is reported."""
+        wait = self.runtime.oldest_frame_wait()
+        self.sinks.metrics_frame_wait(wait)
+        bound = self.runtime.clock.idle_s + 0.35
+        now = time.monotonic()
+        if wait > 2 * bound and now - self.frame_wait_warned > 10:
+            self.frame_wait_warned = now
+            behind = sorted(p for p in self.reader.owned if self.reader.behind(p))
+            log.warning("a frame has waited %.1fs to close (bound %.2fs once sources are "
+                        "quiet); sources behind here: %s", wait, bound, behind or "none")
 
     async def report_progress(self) -> None:
         now, ticks = time.monotonic(), self.runtime.ticks

@@ -66,9 +66,18 @@ class TicksReader(ConsumerRebalanceListener):  # type: ignore[misc]
         self.done: dict[int, int] = {}  # partition -> next offset the agent has finished
         self.committed: dict[int, int] = {}
         self.owned: set[int] = set()  # partitions assigned to this worker now
+        self.unread: dict[int, bool] = {}  # partition -> the broker holds records not fetched
         self._progress = asyncio.Event()
 
     # -- the agent's side ------------------------------------------------------------
+
+    def behind(self, partition: int) -> bool:
+        """Does this worker hold records of `partition` it has not applied yet (unread at
+        the broker, or delivered to the agent and not finished)?"""
+        if partition not in self.owned:
+            return False
+        return (self.unread.get(partition, True)
+                or self.done.get(partition, 0) < self.delivered.get(partition, 0))
 
     def finished(self, batch: TicksBatch) -> None:
         """The agent has processed `batch` (its outputs are routed)."""
@@ -85,6 +94,10 @@ class TicksReader(ConsumerRebalanceListener):  # type: ignore[misc]
             last_commit = time.monotonic()
             while True:
                 fetched = await consumer.getmany(timeout_ms=100, max_records=self.max_records)
+                for tp in consumer.assignment():  # positions are cached: no round trip
+                    high = consumer.highwater(tp)  # from fetch responses (right on tansu)
+                    self.unread[tp.partition] = (
+                        high is None or await consumer.position(tp) < high)
                 for tp, records in fetched.items():
                     if not records:
                         continue
@@ -134,6 +147,7 @@ class TicksReader(ConsumerRebalanceListener):  # type: ignore[misc]
                         "from the last commit", error)
         self.owned -= partitions
         for p in partitions:
+            self.unread.pop(p, None)
             self.delivered.pop(p, None)
             self.done.pop(p, None)
             self.committed.pop(p, None)
