@@ -101,7 +101,7 @@ class Runtime:
         for processor in self.processors.values():
             processor.set_rules(rules)
         if self.router is not None:
-            self.router.aggregator.engine.set_rules(rules)
+            self.router.aggregator.set_rules(rules)
         if self.southbound is not None:
             self.southbound.engine.set_rules(rules)
 
