@@ -110,9 +110,11 @@ def wait_until_final(bootstrap: str, topics: dict[str, str], expected: dict,
         alerts, latest = live_results(bootstrap, topics)
         result["alerts"], result["latest"] = alerts, latest
         market = latest.get(("market", "market"))
+        sectors = [latest.get(("sector", name)) for name in expected["final"]["sectors"]]
         return (len(alerts) >= len(expected["alerts"]) and market is not None
                 and market["final"] and market["turnover_hkd"]
-                == expected["final"]["market"]["turnover_hkd"])
+                == expected["final"]["market"]["turnover_hkd"]
+                and all(s is not None and s["final"] for s in sectors))
 
     wait_for(done, timeout, "the worker's final snapshots", interval=1.0)
     return result["alerts"], result["latest"]

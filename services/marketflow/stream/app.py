@@ -10,6 +10,7 @@ through Faust.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from typing import Any
 
 import faust
 
+from marketflow.core.frames import FramePartial
 from marketflow.core.partition import PartitionProcessor
 from marketflow.core.rules import RulesError, load_rules
 from marketflow.stream.faust_patches import shorten_fetch_wait
@@ -27,6 +29,8 @@ from marketflow.stream.sinks import Sinks
 from marketflow.stream.ticks_reader import TicksBatch, TicksReader
 
 log = logging.getLogger("marketflow.worker")
+
+REPLAY_TAIL_FRAMES = 120  # frames a rebuild re-sends before its resync partial
 
 
 class MarketflowApp:
@@ -49,11 +53,13 @@ class MarketflowApp:
         self.reader = TicksReader(
             config.bootstrap, self.topics.ticks, f"{config.app_id}.ticks",
             deliver=self.ticks_batches.put,  # type: ignore[arg-type]  # a value, not an Event
-            revoked=self.on_ticks_revoked,
+            revoked=self.on_ticks_revoked, resume=self.resume_ticks,
             session_timeout_s=config.session_timeout_s, heartbeat_s=config.heartbeat_s)
         runtime.ticks_behind = self.reader.behind
         runtime.ticks_owned = lambda: self.reader.owned
         self.frame_wait_warned = 0.0
+        self.partials_read: tuple[Any, int] | None = None  # (tp, next offset) read
+        self.rebuilds: dict[int, asyncio.Future[PartitionProcessor]] = {}
         self._register()
 
     def _faust_app(self) -> faust.App:
@@ -152,10 +158,11 @@ class MarketflowApp:
         runtime, sinks = self.runtime, self.sinks
         partition = batch.partition
         if partition not in self.reader.owned:
+            self.reader.finished(batch, processed=False)
             return  # revoked meanwhile: its new owner reads it from the last commit
         processor = runtime.processors.get(partition)
         if processor is None:
-            processor = await self._rebuild_ticks(partition, batch.records[0][0])
+            processor = await self.processor_for(partition, batch.records[0][0])
         started = time.perf_counter()
         emission = runtime.on_ticks_batch(processor, batch.records, sinks.reject)
         runtime.ticks += emission.ticks
@@ -165,6 +172,22 @@ class MarketflowApp:
         sinks.metrics_batch(time.perf_counter() - started)
         self.reader.finished(batch)
 
+    async def resume_ticks(self, partition: int, committed: int) -> None:
+        await self.processor_for(partition, committed)
+
+    async def processor_for(self, partition: int, until: int) -> PartitionProcessor:
+        """The partition's processor, rebuilt from offsets [earliest, until) the first time
+        (once, however many ask while it is being rebuilt)."""
+        processor = self.runtime.processors.get(partition)
+        if processor is not None:
+            return processor
+        pending = self.rebuilds.get(partition)
+        if pending is None:
+            pending = self.rebuilds[partition] = asyncio.ensure_future(
+                self._rebuild_ticks(partition, until))
+            pending.add_done_callback(lambda _: self.rebuilds.pop(partition, None))
+        return await asyncio.shield(pending)
+
     async def on_ticks_revoked(self, partitions: set[int]) -> None:
         for partition in partitions:
             self.runtime.processors.pop(partition, None)
@@ -173,15 +196,28 @@ class MarketflowApp:
         runtime = self.runtime
         processor = runtime.new_processor(partition)
         started = time.perf_counter()
-        replayed = await self.rebuild(
-            self.topics.ticks, partition, until,
-            lambda batch: runtime.on_ticks_batch(
+        replayed_partials: list[FramePartial] = []
+
+        def apply(batch: list[tuple[int, bytes]]) -> Emission:
+            emission = runtime.on_ticks_batch(
                 processor, [(offset, value, 0) for offset, value in batch], ignore_rejects,
-                replay=True))
+                replay=True)
+            replayed_partials.extend(emission.output.partials)
+            emission.output.partials = []
+            return emission
+
+        replayed = await self.rebuild(self.topics.ticks, partition, until, apply)
         out = processor.emit()
+        # Re-send only the last REPLAY_TAIL_FRAMES frames' partials, then the partition's
+        # whole state (the resync): a predecessor can have died before sending what its
+        # last records produced, and the tail gives the aggregator those frames one by
+        # one; anything older it has already (or the resync sums it up). Re-sending the
+        # whole day would flood the partials topic at every rebuild.
+        horizon = (processor.frame or 0) - REPLAY_TAIL_FRAMES
+        tail = [p for p in replayed_partials + out.partials
+                if p.groups and p.groups[-1].frame >= horizon]
         resync = runtime.resync_partial(processor)
-        if resync is not None:  # heals what a predecessor computed but never sent
-            out.partials.append(resync)
+        out.partials = tail + ([resync] if resync is not None else [])
         await self.route(runtime.ship(out, in_process=False))
         runtime.processors[partition] = processor
         log.info("md.ticks[%d]: rebuilt from %d record(s) in %.2fs", partition, replayed,
@@ -193,10 +229,7 @@ class MarketflowApp:
         if runtime.router is None:
             await self._rebuild_aggregator(message.partition, message.offset)
         started = time.perf_counter()
-        # while this partition has unread records, a silent source may have partials in
-        # them: no source counts as idle (FrameClock.idle)
-        high = self.app.consumer.highwater(message.tp)
-        runtime.clock.input_pending = high is not None and message.offset + 1 < high
+        self.partials_read = (message.tp, message.offset + 1)
         emission = runtime.on_partials(event.value, self.sinks.reject, message.partition,
                                        message.offset)
         await self.route(emission)
@@ -255,6 +288,7 @@ class MarketflowApp:
 
     async def housekeeping(self) -> None:
         """Every 100 ms: idle partitions flushed, frames closed, outputs flushed."""
+        self.runtime.clock.input_pending = self.partials_unread()
         await self.route(self.runtime.housekeeping())
         await self.sinks.flush()
         self.watch_frame_wait()
@@ -262,6 +296,19 @@ class MarketflowApp:
             aggregator = self.runtime.router.aggregator
             self.sinks.metrics_dropped_groups(aggregator.redelivered_groups,
                                               aggregator.stale_groups)
+
+    def partials_unread(self) -> bool:
+        """Does the partials partition hold records the aggregator has not read yet? A
+        silent source may have partials in them: none counts as idle (FrameClock.idle).
+        The end comes from fetch responses (right on the embedded broker too)."""
+        if self.runtime.router is None or self.partials_read is None:
+            return False
+        tp, next_offset = self.partials_read
+        try:
+            high = self.app.consumer.highwater(tp)
+        except (AssertionError, KeyError):  # not assigned (a rebalance in progress)
+            return False
+        return high is not None and next_offset < high
 
     def watch_frame_wait(self) -> None:
         """A frame waits for every active source to pass its end: at most `idle_ms` plus
@@ -273,9 +320,14 @@ class MarketflowApp:
         now = time.monotonic()
         if wait > 2 * bound and now - self.frame_wait_warned > 10:
             self.frame_wait_warned = now
+            clock = self.runtime.clock
+            holding = [(s, clock.watermarks.get(s)) for s in range(clock.sources)
+                       if not clock.idle(s)]
             behind = sorted(p for p in self.reader.owned if self.reader.behind(p))
             log.warning("a frame has waited %.1fs to close (bound %.2fs once sources are "
-                        "quiet); sources behind here: %s", wait, bound, behind or "none")
+                        "quiet); active sources (source, watermark): %s; behind here: %s; "
+                        "partials unread: %s", wait, bound, holding, behind or "none",
+                        clock.input_pending)
 
     async def report_progress(self) -> None:
         now, ticks = time.monotonic(), self.runtime.ticks

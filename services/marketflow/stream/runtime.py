@@ -136,7 +136,9 @@ class Runtime:
                 applied += 1
                 if fired:
                     alerts += fired
-        emission = self.ship(processor.emit(), in_process=not replay)
+        out = processor.emit()
+        # replaying, the partials stay in the output for the rebuild to choose from
+        emission = Emission(out) if replay else self.ship(out)
         # the frames it closed lie before the batch's last ticks: their alerts come first
         emission.output.alerts += alerts
         emission.ticks = applied

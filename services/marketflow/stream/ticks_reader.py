@@ -42,6 +42,7 @@ class TicksReader(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, bootstrap: str, topic: str, group_id: str,
                  deliver: Callable[[TicksBatch], Awaitable[None]],
                  revoked: Callable[[set[int]], Awaitable[None]],
+                 resume: Callable[[int, int], Awaitable[None]],
                  session_timeout_s: float, heartbeat_s: float,
                  client_options: dict[str, Any] | None = None,
                  max_records: int = 5000, commit_interval_s: float = 1.0,
@@ -49,6 +50,7 @@ class TicksReader(ConsumerRebalanceListener):  # type: ignore[misc]
         self.topic = topic
         self.deliver = deliver
         self.revoked = revoked
+        self.resume = resume
         self.max_records = max_records
         self.commit_interval_s = commit_interval_s
         self.drain_timeout_s = drain_timeout_s
@@ -62,7 +64,7 @@ class TicksReader(ConsumerRebalanceListener):  # type: ignore[misc]
             **(client_options or {}),
         )
         self.consumer: AIOKafkaConsumer | None = None
-        self.delivered: dict[int, int] = {}  # partition -> next offset handed to the agent
+        self.outstanding: dict[int, int] = {}  # partition -> batches the agent still has
         self.done: dict[int, int] = {}  # partition -> next offset the agent has finished
         self.committed: dict[int, int] = {}
         self.owned: set[int] = set()  # partitions assigned to this worker now
@@ -76,12 +78,15 @@ class TicksReader(ConsumerRebalanceListener):  # type: ignore[misc]
         the broker, or delivered to the agent and not finished)?"""
         if partition not in self.owned:
             return False
-        return (self.unread.get(partition, True)
-                or self.done.get(partition, 0) < self.delivered.get(partition, 0))
+        return self.unread.get(partition, True) or self.outstanding.get(partition, 0) > 0
 
-    def finished(self, batch: TicksBatch) -> None:
-        """The agent has processed `batch` (its outputs are routed)."""
-        self.done[batch.partition] = batch.records[-1][0] + 1
+    def finished(self, batch: TicksBatch, processed: bool = True) -> None:
+        """The agent is through with `batch`: processed (its outputs are routed), or
+        dropped because the partition is no longer ours (its new owner reads it again)."""
+        partition = batch.partition
+        self.outstanding[partition] = self.outstanding.get(partition, 0) - 1
+        if processed:
+            self.done[partition] = batch.records[-1][0] + 1
         self._progress.set()
 
     # -- the loop ----------------------------------------------------------------------
@@ -103,7 +108,9 @@ class TicksReader(ConsumerRebalanceListener):  # type: ignore[misc]
                         continue
                     batch = TicksBatch(tp.partition, [(r.offset, r.value, r.timestamp)
                                                       for r in records])
-                    self.delivered[tp.partition] = records[-1].offset + 1
+                    self.owned.add(tp.partition)  # fetched: assigned, even if aiokafka
+                    # has not told the listener yet
+                    self.outstanding[tp.partition] = self.outstanding.get(tp.partition, 0) + 1
                     await self.deliver(batch)
                 if time.monotonic() - last_commit >= self.commit_interval_s:
                     await self.commit()
@@ -132,7 +139,7 @@ class TicksReader(ConsumerRebalanceListener):  # type: ignore[misc]
         if not partitions:
             return
         deadline = time.monotonic() + self.drain_timeout_s
-        while any(self.done.get(p, 0) < self.delivered.get(p, 0) for p in partitions):
+        while any(self.outstanding.get(p, 0) > 0 for p in partitions):
             if time.monotonic() > deadline:
                 log.warning("md.ticks: partitions %s revoked before the agent finished "
                             "what it was given; the new owner replays it", sorted(partitions))
@@ -148,11 +155,23 @@ class TicksReader(ConsumerRebalanceListener):  # type: ignore[misc]
         self.owned -= partitions
         for p in partitions:
             self.unread.pop(p, None)
-            self.delivered.pop(p, None)
+            self.outstanding.pop(p, None)
             self.done.pop(p, None)
             self.committed.pop(p, None)
         await self.revoked(partitions)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self.owned |= {tp.partition for tp in assigned}
+        """A partition some worker already processed (it has a committed offset) has its
+        state rebuilt now, before its records are read: a predecessor may have died
+        between committing and sending what those records produced, and with no new
+        record in the partition nothing else would heal that (`resume`)."""
         log.info("md.ticks: assigned partitions %s", sorted(tp.partition for tp in assigned))
+        assert self.consumer is not None
+        self.owned |= {tp.partition for tp in assigned}  # before any await: batches of
+        # these partitions may reach the agent while this runs
+        for tp in sorted(assigned):
+            committed = await self.consumer.committed(tp)
+            if committed:
+                self.done.setdefault(tp.partition, committed)
+                self.committed.setdefault(tp.partition, committed)
+                await self.resume(tp.partition, committed)
