@@ -47,6 +47,17 @@ class Settings(BaseSettings):
     universe: Path = PACKAGE_DATA / "universe.csv"
     indices: Path = PACKAGE_DATA / "indices.csv"
     metrics_port: int = Field(default=9464, ge=0, le=65535)
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="address the worker's /metrics and health endpoints bind (0.0.0.0 in a "
+                    "container)")
+    health_port: int = Field(default=0, ge=0, le=65535,
+                             description="worker /healthz and /readyz; 0 = off")
+    notify_metrics_port: int = Field(default=0, ge=0, le=65535,
+                                     description="notify's /metrics; 0 = off")
+    market_calendar: str = Field(
+        default="XHKG", description="exchange-calendars code of the session phase metric; "
+                                    "empty = no phase")
     state_dir: Path = Path(".marketflow")
     ticks_partitions: int = Field(default=8, ge=1, le=1024)
     frame_ms: int = Field(default=1000, ge=1, le=3_600_000)

@@ -177,7 +177,7 @@ class Notifier:
 
 
 async def run_notify(bootstrap: str, redis_url: str, settings: Any, routes: list[Route],
-                     default: Route, group: str, once: bool) -> int:
+                     default: Route, group: str, once: bool, post: Post = slack_post) -> int:
     import redis.asyncio as aioredis
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
     from rich.console import Console
@@ -198,7 +198,7 @@ async def run_notify(bootstrap: str, redis_url: str, settings: Any, routes: list
         await producer.send_and_wait(topics.deadletter, orjson.dumps(record))
 
     notifier = Notifier(client, routes, default, settings.redis_prefix, to_deadletter,
-                        console=Console())
+                        post=post, console=Console())
     await consumer.start()
     await producer.start()
     idle = 0

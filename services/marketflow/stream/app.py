@@ -131,7 +131,7 @@ class MarketflowApp:
         started = time.perf_counter()
         emission = runtime.on_ticks(processor, event.value, message.offset, sinks.reject)
         runtime.ticks += emission.ticks
-        sinks.count_ticks(emission.ticks)
+        sinks.count_ticks(emission.ticks, partition)
         runtime.touch(partition)
         await self.route(emission, produced_ms=message.timestamp)
         sinks.metrics_batch(time.perf_counter() - started)

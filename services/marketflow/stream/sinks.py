@@ -205,9 +205,9 @@ class Sinks:
         for alert in fresh:
             log.info("ALERT %s %s", alert["alert_id"], alert["message"])
 
-    def count_ticks(self, count: int) -> None:
+    def count_ticks(self, count: int, partition: int | None = None) -> None:
         if self.metrics is not None and count:
-            self.metrics.observe_ticks(count)
+            self.metrics.observe_ticks(count, partition)
 
     def metrics_batch(self, seconds: float) -> None:
         if self.metrics is not None:

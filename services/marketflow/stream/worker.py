@@ -69,7 +69,7 @@ def run_worker(settings: Settings, inputs: MarketInputs, bootstrap: str,
 
         registry = CollectorRegistry()
         metrics = MarketflowMetrics(registry)
-        serve(metrics_port, registry)
+        serve(metrics_port, registry, settings.metrics_host)
     sinks = Sinks(bootstrap, settings.topics, ledger, redis_alerts, redis_latest, metrics)
     config = WorkerConfig(
         app_id=settings.app_id, bootstrap=bootstrap, topics=settings.topics,
@@ -77,6 +77,11 @@ def run_worker(settings: Settings, inputs: MarketInputs, bootstrap: str,
         heartbeat_s=settings.heartbeat_s, web_port=web_port, datadir=datadir,
     )
     app = MarketflowApp(config, runtime, sinks, ledger, settings.rules, windows).app
+    from marketflow.observe.sensor import observe_worker
+
+    observe_worker(app, metrics, settings.market_calendar, settings.metrics_host,
+                   settings.health_port,
+                   lambda: runtime.router.aggregator.pending if runtime.router else ())
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
 

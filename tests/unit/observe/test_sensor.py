@@ -1,0 +1,120 @@
+"""The sensor's samples: frames waiting, consumer lag, phase gauges, readiness (a fresh
+registry per test; Faust's app replaced by the two attributes the lag reads)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from marketflow.core.session import SessionTimes
+from marketflow.core.timeutil import HKT
+from marketflow.observe.health import WorkerHealth
+from marketflow.observe.metrics import MarketflowMetrics
+from marketflow.observe.sensor import FrameWaits, WorkerSensor, consumer_lag
+
+
+def test_frame_waits_time_each_frame_from_first_sight() -> None:
+    waits = FrameWaits()
+    assert waits.update([], 0.0) == (0, 0.0)
+    assert waits.update([10, 11], 1.0) == (2, 0.0)
+    assert waits.update([10, 11, 12], 3.0) == (3, 2.0)
+    assert waits.update([12], 4.0) == (1, 1.0)
+    assert waits.update([], 5.0) == (0, 0.0)
+
+
+class Consumer:
+    def __init__(self, ends: dict, committed: dict) -> None:
+        self.ends = ends
+        self._committed_offset = committed
+
+    def assignment(self) -> set:
+        return set(self.ends)
+
+    def highwater(self, tp: object) -> int | None:
+        return self.ends[tp]
+
+
+
+class TP(tuple):
+    def __new__(cls, topic: str, partition: int) -> TP:
+        return super().__new__(cls, (topic, partition))
+
+    @property
+    def topic(self) -> str:
+        return self[0]
+
+    @property
+    def partition(self) -> int:
+        return self[1]
+
+
+def test_consumer_lag_from_high_watermarks_and_commits() -> None:
+    a, b, c = TP("md.ticks", 0), TP("md.ticks", 1), TP("md.southbound", 0)
+    app = SimpleNamespace(
+        consumer=Consumer({a: 120, b: None, c: 5}, {a: 20, c: None}),
+        monitor=SimpleNamespace(tp_committed_offsets={a: 100}))
+    assert consumer_lag(app) == {("md.ticks", 0): 20, ("md.southbound", 0): 5}
+
+
+class Calendar:
+    def session(self, date: dt.date) -> SessionTimes | None:
+        at = dt.datetime(date.year, date.month, date.day, tzinfo=HKT)
+        return SessionTimes(open=at.replace(hour=9, minute=30), close=at.replace(hour=16),
+                            break_start=at.replace(hour=12), break_end=at.replace(hour=13))
+
+
+@pytest.mark.parametrize(("at", "phase"), [("12:30", "lunch"), ("10:00", "morning")])
+def test_sample_sets_phase_frames_lag_and_ready(at: str, phase: str) -> None:
+    metrics = MarketflowMetrics(CollectorRegistry())
+    health = WorkerHealth()
+    hour, minute = map(int, at.split(":"))
+    now = dt.datetime(2025, 11, 24, hour, minute, tzinfo=HKT)
+    clock = [10.0]
+    sensor = WorkerSensor(metrics, health, Calendar(), lambda: [5, 6], wall=lambda: now,
+                          clock=lambda: clock[0])
+    a = TP("md.ticks", 3)
+    sensor.app_ref = SimpleNamespace(consumer=Consumer({a: 50}, {a: 40}),
+                                     monitor=SimpleNamespace(tp_committed_offsets={}))
+    sensor.on_rebalance_end(sensor.app_ref, {})
+    sensor.sample()
+    clock[0] = 12.0
+    sensor.sample()
+    get = metrics.registry.get_sample_value
+    assert get("marketflow_market_session_phase", {"phase": phase}) == 1
+    assert get("marketflow_market_session_phase", {"phase": "closed"}) == 0
+    assert get("marketflow_market_day_kind", {"kind": "full"}) == 1
+    assert get("marketflow_frames_waiting") == 2
+    assert get("marketflow_frame_oldest_pending_seconds") == 2.0
+    assert get("marketflow_consumer_lag_records", {"topic": "md.ticks", "partition": "3"}) == 10
+    assert get("marketflow_partitions_assigned", {"topic": "md.ticks"}) == 1
+    assert get("marketflow_worker_ready") == 1
+    sensor.on_stream_event_in(a, 40, None, None)
+    sensor.sample()
+    assert get("marketflow_worker_ready") == 0
+
+
+def test_lag_of_a_revoked_partition_disappears() -> None:
+    metrics = MarketflowMetrics(CollectorRegistry())
+    metrics.set_lag({("md.ticks", 0): 5, ("md.ticks", 1): 7})
+    metrics.set_lag({("md.ticks", 1): 3})
+    get = metrics.registry.get_sample_value
+    assert get("marketflow_consumer_lag_records", {"topic": "md.ticks", "partition": "0"}) is None
+    assert get("marketflow_consumer_lag_records", {"topic": "md.ticks", "partition": "1"}) == 3
+    assert get("marketflow_partitions_assigned", {"topic": "md.ticks"}) == 1
+    metrics.set_lag({})
+    assert get("marketflow_partitions_assigned", {"topic": "md.ticks"}) == 0
+
+
+def test_unknown_phase_when_the_calendar_cannot_say() -> None:
+    class Broken:
+        def session(self, date: dt.date) -> SessionTimes | None:
+            raise LookupError("past the calendar")
+
+    metrics = MarketflowMetrics(CollectorRegistry())
+    sensor = WorkerSensor(metrics, WorkerHealth(), Broken(), lambda: [])
+    sensor.sample()
+    samples = [s.value for m in metrics.session_phase.collect() for s in m.samples]
+    assert samples and set(samples) == {0.0}
