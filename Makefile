@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-unit test-integration lint schemas demo bench clean
+.PHONY: help setup test test-unit test-integration lint schemas dashboards demo bench up down clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -30,6 +30,9 @@ lint: $(STAMP) ## ruff and mypy
 
 schemas: $(STAMP) ## Regenerate the JSON Schemas made from pydantic models (schemas/rules.schema.json)
 	$(BIN)/python -m tests.schemas
+
+dashboards: $(STAMP) ## Regenerate the Grafana dashboards (deploy/grafana/dashboards/*.json) from deploy/grafana/dashboards.py
+	$(BIN)/python deploy/grafana/dashboards.py
 
 demo: $(STAMP) ## Replay 24 Nov 2025 through the whole stack and print the day's summary
 	$(BIN)/marketflow demo $(ARGS)

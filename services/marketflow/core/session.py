@@ -41,8 +41,8 @@ TRADING_PHASES = frozenset({Phase.MORNING, Phase.AFTERNOON})
 
 
 class DayKind(StrEnum):
-    FULL = "full"
-    HALF = "half"
+    FULL = "full_day"
+    HALF = "half_day"
     HOLIDAY = "holiday"  # a weekday without a session
     WEEKEND = "weekend"
 

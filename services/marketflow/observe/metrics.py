@@ -73,7 +73,7 @@ class MarketflowMetrics:
             ["phase"], registry=registry)
         self.day_kind = Gauge(
             "marketflow_market_day_kind",
-            "1 for the kind of the current Hong Kong date (full, half, holiday, weekend)",
+            "1 for the kind of the current Hong Kong date (full_day, half_day, holiday, weekend)",
             ["kind"], registry=registry)
         self.consumer_lag = Gauge(
             "marketflow_consumer_lag_records",

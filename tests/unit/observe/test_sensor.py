@@ -85,7 +85,7 @@ def test_sample_sets_phase_frames_lag_and_ready(at: str, phase: str) -> None:
     get = metrics.registry.get_sample_value
     assert get("marketflow_market_session_phase", {"phase": phase}) == 1
     assert get("marketflow_market_session_phase", {"phase": "closed"}) == 0
-    assert get("marketflow_market_day_kind", {"kind": "full"}) == 1
+    assert get("marketflow_market_day_kind", {"kind": "full_day"}) == 1
     assert get("marketflow_frames_waiting") == 2
     assert get("marketflow_frame_oldest_pending_seconds") == 2.0
     assert get("marketflow_consumer_lag_records", {"topic": "md.ticks", "partition": "3"}) == 10
