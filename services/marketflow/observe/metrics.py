@@ -13,6 +13,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from marketflow.core.records import REASONS
 from marketflow.core.session import DayKind, Phase
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -94,6 +95,10 @@ class MarketflowMetrics:
             "marketflow_worker_ready",
             "1 when the worker has its partitions and has rebuilt their state",
             registry=registry)
+        # known label values exported at 0 from the start: Prometheus sees the first
+        # increase of a counter only if it saw the series before it
+        for reason in (*REASONS, "invalid_partial"):
+            self.records_rejected.labels(reason=reason)
         for phase in Phase:  # every phase exported, 0 until the first sample
             self.session_phase.labels(phase=phase.value)
         for kind in DayKind:
@@ -146,6 +151,10 @@ class MarketflowMetrics:
 
     def observe_frame(self, seconds: float) -> None:
         self.frame_seconds.observe(seconds)
+
+    def declare_partition(self, partition: int) -> None:
+        """A newly assigned md.ticks partition's counter, at 0 until its first tick."""
+        self.ticks.labels(partition=str(partition))
 
     def set_phase(self, phase: Phase | None, kind: DayKind | None) -> None:
         """The current phase and kind of day (None: unknown, every label 0)."""

@@ -67,7 +67,7 @@ class WorkerSensor(faust.Sensor):
     def __init__(self, metrics: MarketflowMetrics, health: WorkerHealth,
                  calendar: TradingCalendar | None,
                  pending_frames: Callable[[], Iterable[int]],
-                 health_address: tuple[str, int] | None = None,
+                 health_address: tuple[str, int] | None = None, ticks_topic: str = "",
                  wall: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
                  clock: Callable[[], float] = time.monotonic, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -76,6 +76,7 @@ class WorkerSensor(faust.Sensor):
         self.calendar = calendar
         self.pending_frames = pending_frames
         self.health_address = health_address
+        self.ticks_topic = ticks_topic
         self.wall = wall
         self.clock = clock
         self.frames = FrameWaits()
@@ -95,7 +96,11 @@ class WorkerSensor(faust.Sensor):
         return {}
 
     def on_rebalance_end(self, app: Any, state: dict[str, Any]) -> None:
-        self.health.rebalance_ended(frozenset(app.consumer.assignment()))
+        assigned = frozenset(app.consumer.assignment())
+        self.health.rebalance_ended(assigned)
+        for tp in assigned:
+            if tp.topic == self.ticks_topic:
+                self.metrics.declare_partition(tp.partition)
 
     def on_stream_event_in(self, tp: Any, offset: int, stream: Any,
                            event: Any) -> dict[str, Any] | None:
@@ -153,7 +158,7 @@ class WorkerSensor(faust.Sensor):
 
 
 def observe_worker(app: faust.App, metrics: MarketflowMetrics | None, calendar_code: str,
-                   health_host: str, health_port: int,
+                   health_host: str, health_port: int, ticks_topic: str,
                    pending_frames: Callable[[], Iterable[int]]) -> WorkerSensor:
     """Attach the sensor to a worker's app: `calendar_code` "" = no session phase,
     `health_port` 0 = no health endpoints, `metrics` None = gauges kept unexported."""
@@ -167,6 +172,6 @@ def observe_worker(app: faust.App, metrics: MarketflowMetrics | None, calendar_c
 
         calendar = ExchangeCalendar(calendar_code)
     sensor = WorkerSensor(metrics, WorkerHealth(), calendar, pending_frames,
-                          (health_host, health_port) if health_port else None)
+                          (health_host, health_port) if health_port else None, ticks_topic)
     sensor.attach(app)
     return sensor

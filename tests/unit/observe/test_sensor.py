@@ -73,8 +73,8 @@ def test_sample_sets_phase_frames_lag_and_ready(at: str, phase: str) -> None:
     hour, minute = map(int, at.split(":"))
     now = dt.datetime(2025, 11, 24, hour, minute, tzinfo=HKT)
     clock = [10.0]
-    sensor = WorkerSensor(metrics, health, Calendar(), lambda: [5, 6], wall=lambda: now,
-                          clock=lambda: clock[0])
+    sensor = WorkerSensor(metrics, health, Calendar(), lambda: [5, 6], ticks_topic="md.ticks",
+                          wall=lambda: now, clock=lambda: clock[0])
     a = TP("md.ticks", 3)
     sensor.app_ref = SimpleNamespace(consumer=Consumer({a: 50}, {a: 40}),
                                      monitor=SimpleNamespace(tp_committed_offsets={}))
@@ -91,6 +91,7 @@ def test_sample_sets_phase_frames_lag_and_ready(at: str, phase: str) -> None:
     assert get("marketflow_consumer_lag_records", {"topic": "md.ticks", "partition": "3"}) == 10
     assert get("marketflow_partitions_assigned", {"topic": "md.ticks"}) == 1
     assert get("marketflow_worker_ready") == 1
+    assert get("marketflow_ticks_total", {"partition": "3"}) == 0
     sensor.on_stream_event_in(a, 40, None, None)
     sensor.sample()
     assert get("marketflow_worker_ready") == 0
