@@ -227,7 +227,15 @@ def test_alerts_reach_slack_through_alertmanager(day: ObservedDay) -> None:
         text = json.dumps(market_posts())
         return all(summary in text for summary in expected)
 
-    wait_for(arrived, 30, f"{expected} in #market-flow")
+    try:
+        wait_for(arrived, 45, f"{expected} in #market-flow")
+    except AssertionError as error:
+        firing = day.prometheus.query('ALERTS{alertstate="firing"}')
+        raise AssertionError(
+            f"{error}\nposts: {json.dumps(day.slack.received('/alertmanager'))[:3000]}\n"
+            f"firing in Prometheus: {[a['metric']['alertname'] for a in firing]}\n"
+            f"alertmanager: {day.alertmanager.alerts()}\n"
+            f"alertmanager log: {day.alertmanager.process.text()}") from None
     titles = {attachment["title"] for post in market_posts()
               for attachment in post["attachments"]}
     assert {"IndexUp2Pct", "SouthboundNetInflowAbove8bn"} <= titles

@@ -17,6 +17,7 @@ import faust
 
 from marketflow.core.partition import PartitionProcessor
 from marketflow.core.rules import RulesError, load_rules
+from marketflow.infra.kafka_security import faust_credentials
 from marketflow.stream.faust_patches import shorten_fetch_wait
 from marketflow.stream.replay import AlertLedger, read_partition
 from marketflow.stream.runtime import Emission, Runtime, ignore_rejects
@@ -48,6 +49,7 @@ class MarketflowApp:
         return faust.App(
             config.app_id,
             broker=f"kafka://{config.bootstrap}",
+            broker_credentials=faust_credentials(),
             value_serializer="raw",
             key_serializer="raw",
             store="memory://",
