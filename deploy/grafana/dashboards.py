@@ -79,7 +79,9 @@ def market_overview() -> dict[str, Any]:
               [target("max by (index) (marketflow_index_level)", "{{index}}", instant=True)],
               (12, 0, 6, 8), "none"),
         panel("Market session", "stat",
-              [target("marketflow:market_session_phase == 1", "{{phase}}", instant=True)],
+              [target("marketflow:market_session_phase == 1", "{{phase}}", "A", instant=True),
+               target("max by (kind) (marketflow_market_day_kind) == 1", "{{kind}}", "B",
+                      instant=True)],
               (18, 0, 6, 8), "none", "Hong Kong session phase (XHKG calendar)",
               options={"textMode": "name", "colorMode": "none"}),
         panel("Sector gains ($window)", "bargauge",
@@ -172,8 +174,10 @@ def pipeline_health() -> dict[str, Any]:
               [target("marketflow:records_rejected:rate5m", "{{reason}}")],
               (0, 33, 12, 8), "short", "Records/s rejected to mf.deadletter"),
         panel("Slack deliveries", "timeseries",
-              [target("marketflow:slack_posts:rate5m", "{{route}} {{outcome}}")],
-              (12, 33, 12, 8), "short", "Webhook posts/s by route and outcome"),
+              [target("marketflow:slack_posts:rate5m", "{{route}} {{outcome}}", "A"),
+               target("histogram_quantile(0.99, sum by (le) "
+                      "(rate(marketflow_slack_post_seconds_bucket[5m])))", "post p99 (s)", "B")],
+              (12, 33, 12, 8), "short", "Webhook posts/s by route and outcome; post time p99"),
     ]
     return dashboard("marketflow-pipeline", "marketflow — Pipeline health", panels)
 
