@@ -294,6 +294,17 @@ def test_images_pinned_in_one_place(compose: dict, k8s: list[dict]) -> None:
         assert _containers(workload(k8s, name))[0]["image"].endswith(f"/marketflow:{tag}")
 
 
+def test_worker_resources_cover_the_bench(k8s: list[dict]) -> None:
+    """Requests hold the README's measured peak RSS plus the calendar's ~54 MB; one core."""
+    readme = (ROOT / "README.md").read_text()
+    rss_mb = int(re.search(r"worker peak RSS\s+(\d+) MB", readme)[1])  # type: ignore[index]
+    resources = _containers(workload(k8s, "marketflow-worker"))[0]["resources"]
+    request_mb = int(resources["requests"]["memory"].removesuffix("Mi")) * 1.048576
+    limit_mb = int(resources["limits"]["memory"].removesuffix("Mi")) * 1.048576
+    assert request_mb >= rss_mb + 54 and limit_mb > request_mb
+    assert resources["requests"]["cpu"] == "1"
+
+
 def test_k8s_config_is_the_package_data() -> None:
     for name in ("rules.yaml", "universe.csv", "indices.csv"):
         copy = DEPLOY / "k8s" / "base" / "config" / name
