@@ -156,6 +156,31 @@ class MarketflowMetrics:
         """A newly assigned md.ticks partition's counter, at 0 until its first tick."""
         self.ticks.labels(partition=str(partition))
 
+    def forget_revoked(self, ticks: set[int] | None, partitions: int, aggregates: bool,
+                       southbound: bool) -> None:
+        """Drop the market gauges of what this worker no longer holds, so that the worker
+        that took it over is the only one exporting it (dashboards take the max over
+        workers): stocks and indices of `ticks` partitions lost (a symbol's partition is
+        Kafka's default partitioner's), sectors and market with the aggregator, southbound
+        with its partition."""
+        if ticks:
+            from marketflow.ingest.partitioner import partition_for
+
+            for gauge in (self.stock_change, self.stock_turnover):
+                for symbol, name in _label_sets(gauge):
+                    if partition_for(symbol, partitions) in ticks:
+                        gauge.remove(symbol, name)
+            for gauge in (self.index_level, self.index_change):
+                for (index,) in _label_sets(gauge):
+                    if partition_for(index, partitions) in ticks:
+                        gauge.remove(index)
+        if aggregates:
+            self.sector_gain.clear()
+            self.sector_turnover.clear()
+            self.market_turnover.set(0)
+        if southbound:
+            self.southbound_net.clear()
+
     def set_phase(self, phase: Phase | None, kind: DayKind | None) -> None:
         """The current phase and kind of day (None: unknown, every label 0)."""
         for each in Phase:

@@ -68,6 +68,7 @@ class WorkerSensor(faust.Sensor):
                  calendar: TradingCalendar | None,
                  pending_frames: Callable[[], Iterable[int]],
                  health_address: tuple[str, int] | None = None, ticks_topic: str = "",
+                 topics: Any = None, ticks_partitions: int = 1,
                  wall: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
                  clock: Callable[[], float] = time.monotonic, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -77,6 +78,9 @@ class WorkerSensor(faust.Sensor):
         self.pending_frames = pending_frames
         self.health_address = health_address
         self.ticks_topic = ticks_topic
+        self.topics = topics  # Settings.topics: which assignment holds which figures
+        self.ticks_partitions = ticks_partitions
+        self.held: frozenset[Any] = frozenset()
         self.wall = wall
         self.clock = clock
         self.frames = FrameWaits()
@@ -101,6 +105,17 @@ class WorkerSensor(faust.Sensor):
         for tp in assigned:
             if tp.topic == self.ticks_topic:
                 self.metrics.declare_partition(tp.partition)
+        self.forget(self.held - assigned)
+        self.held = assigned
+
+    def forget(self, revoked: frozenset[Any]) -> None:
+        if not revoked or self.topics is None:
+            return
+        topics = {tp.topic for tp in revoked}
+        self.metrics.forget_revoked(
+            {tp.partition for tp in revoked if tp.topic == self.ticks_topic},
+            self.ticks_partitions, self.topics.partials in topics,
+            self.topics.southbound in topics)
 
     def on_stream_event_in(self, tp: Any, offset: int, stream: Any,
                            event: Any) -> dict[str, Any] | None:
@@ -158,7 +173,7 @@ class WorkerSensor(faust.Sensor):
 
 
 def observe_worker(app: faust.App, metrics: MarketflowMetrics | None, calendar_code: str,
-                   health_host: str, health_port: int, ticks_topic: str,
+                   health_host: str, health_port: int, topics: Any, ticks_partitions: int,
                    pending_frames: Callable[[], Iterable[int]]) -> WorkerSensor:
     """Attach the sensor to a worker's app: `calendar_code` "" = no session phase,
     `health_port` 0 = no health endpoints, `metrics` None = gauges kept unexported."""
@@ -172,6 +187,7 @@ def observe_worker(app: faust.App, metrics: MarketflowMetrics | None, calendar_c
 
         calendar = ExchangeCalendar(calendar_code)
     sensor = WorkerSensor(metrics, WorkerHealth(), calendar, pending_frames,
-                          (health_host, health_port) if health_port else None, ticks_topic)
+                          (health_host, health_port) if health_port else None, topics.ticks,
+                          topics, ticks_partitions)
     sensor.attach(app)
     return sensor

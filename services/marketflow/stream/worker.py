@@ -80,7 +80,7 @@ def run_worker(settings: Settings, inputs: MarketInputs, bootstrap: str,
     from marketflow.observe.sensor import observe_worker
 
     observe_worker(app, metrics, settings.market_calendar, settings.metrics_host,
-                   settings.health_port, settings.topics.ticks,
+                   settings.health_port, settings.topics, settings.ticks_partitions,
                    lambda: runtime.router.aggregator.pending if runtime.router else ())
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

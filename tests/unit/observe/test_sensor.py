@@ -119,3 +119,38 @@ def test_unknown_phase_when_the_calendar_cannot_say() -> None:
     sensor.sample()
     samples = [s.value for m in metrics.session_phase.collect() for s in m.samples]
     assert samples and set(samples) == {0.0}
+
+
+def test_revoked_partitions_stop_exporting_their_figures() -> None:
+    """After a rebalance a worker exports only what it still holds, so the max over
+    workers on a dashboard is the current holder's figure."""
+    from marketflow.ingest.partitioner import partition_for
+    from marketflow.settings import Topics
+
+    metrics = MarketflowMetrics(CollectorRegistry())
+    topics = Topics()
+    sensor = WorkerSensor(metrics, WorkerHealth(), None, lambda: [], ticks_topic=topics.ticks,
+                          topics=topics, ticks_partitions=8)
+    metrics.observe_snapshots([
+        {"type": "stock", "subject": "00700", "name": "Tencent", "change_pct": 1.0,
+         "turnover_hkd": 5.0},
+        {"type": "stock", "subject": "09988", "name": "Alibaba", "change_pct": 2.0,
+         "turnover_hkd": 6.0},
+        {"type": "sector", "subject": "AI", "gain_pct": 3.0, "turnover_hkd": 1.0,
+         "rolling": {}},
+        {"type": "southbound", "subject": "total", "net_hkd": 8e9},
+    ])
+    everything = [TP(topics.ticks, p) for p in range(8)]
+    everything += [TP(topics.partials, 0), TP(topics.southbound, 0)]
+    app = SimpleNamespace(consumer=Consumer(dict.fromkeys(everything, 0), {}))
+    sensor.on_rebalance_end(app, {})
+    lost = partition_for("00700", 8)
+    kept = [tp for tp in everything if tp != TP(topics.ticks, lost) and tp.topic != topics.partials]
+    app = SimpleNamespace(consumer=Consumer(dict.fromkeys(kept, 0), {}))
+    sensor.on_rebalance_end(app, {})
+    get = metrics.registry.get_sample_value
+    assert get("marketflow_stock_change_ratio", {"symbol": "00700", "name": "Tencent"}) is None
+    if partition_for("09988", 8) != lost:
+        assert get("marketflow_stock_change_ratio", {"symbol": "09988", "name": "Alibaba"}) == 0.02
+    assert get("marketflow_sector_gain_ratio", {"sector": "AI", "window": "day"}) is None
+    assert get("marketflow_southbound_net_inflow_hkd", {"channel": "total"}) == 8e9
