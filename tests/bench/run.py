@@ -26,6 +26,7 @@ from typing import Any
 from marketflow.infra.embedded import EmbeddedStack
 from tests.bench.common import ROOT, log
 from tests.bench.latency import broker_alone, latency
+from tests.bench.realworld import realworld, realworld_rows
 from tests.bench.throughput import baseline, core_only, dump_day, throughput_and_recovery
 
 
@@ -37,7 +38,12 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=15.0)
     parser.add_argument("--core-ticks", type=int, default=1_000_000)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-report.json")
-    parser.add_argument("--skip", nargs="*", default=[], help="a b c d e f g to skip")
+    parser.add_argument("--loose-ticks", type=int, default=200_000,
+                        help="trades in the loose-form day of (h, i, k)")
+    parser.add_argument("--backtest-sizes", type=int, nargs="*", default=[300_000, 3_000_000],
+                        help="trades in the loose-form days of (j)")
+    parser.add_argument("--skip", nargs="*", default=[],
+                        help="parts to skip: a b c d e f g h i j k")
     args = parser.parse_args()
     skip = set("".join(args.skip))
     report: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
@@ -67,6 +73,9 @@ def main() -> None:
             if "c" not in skip:
                 report["c_quix"] = baseline("baseline_quix", stack, state, args.baseline_ticks)
                 log(f"quix: {report['c_quix']}")
+            if not skip >= set("hijk"):
+                report.update(realworld(stack, state, args.loose_ticks, args.backtest_sizes,
+                                        skip))
             if "e" not in skip:
                 report["e_latency"] = latency(stack, state, args.latency_rate,
                                               args.latency_seconds)
@@ -76,10 +85,13 @@ def main() -> None:
         finally:
             stack.stop()
     worker = report.get("a_worker", {}).get("ticks_per_s")
+    single = report.get("h_worker_single", {}).get("ticks_per_s")
     for key in ("b_faust_baseline", "c_quix"):
         if key in report:
             rate = report[key].get("ticks_per_s")
             report[key]["worker_ratio"] = worker / rate if rate and worker else None
+            report[key]["single_tick_worker_ratio"] = (single / rate if rate and single
+                                                       else None)
     args.out.write_text(json.dumps(report, indent=2))
     print_table(report)
     print(f"\nreport: {args.out}")
@@ -135,6 +147,7 @@ def print_table(report: dict[str, Any]) -> None:
             rows.append(("e", f"  both, from {row['from_s']:.0f} s", latency_row(row),
                          f"CPU broker {row.get('broker_cpu_pct', 0):.0f}% "
                          f"worker {row.get('worker_cpu_pct', 0):.0f}%"))
+    rows += realworld_rows(report)
     if "f_peak_rss_mb" in report:
         rows.append(("f", "worker peak RSS", f"{report['f_peak_rss_mb']:>12,.0f} MB",
                      "goal < 500 MB"))

@@ -54,11 +54,18 @@ class FrameClock:
     after a quiet spell every source gets `idle_ms` of grace to report in before it can be
     left out, so the first partition to wake up cannot close frames the others still hold.
     Offline (`idle_ms=None`) sources are never idle: input order is the only clock.
+
+    Silence means "nothing to say" only when nothing of the source is waiting: a source
+    whose input is still unread (a backlog: the broker serves partitions in turn), whose
+    partials wait in the partials topic, or that says it is behind (a keep-alive partial
+    without groups) is late, not idle, and is waited for. `busy(source)` (this worker's
+    unread input of a source) and `input_pending` (unread partials) are set by the adapter.
     `now` is injected (monotonic seconds), so this is tested with a fake clock.
     """
 
     def __init__(self, sources: int, frame_ms: int, idle_ms: int | None,
-                 now: Callable[[], float]) -> None:
+                 now: Callable[[], float], busy: Callable[[int], bool] | None = None,
+                 ) -> None:
         self.sources = sources
         self.frame_ms = frame_ms
         self.idle_s = float("inf") if idle_ms is None else idle_ms / 1000
@@ -68,6 +75,8 @@ class FrameClock:
         self.watermarks = dict.fromkeys(range(sources), -1)
         self.resumed_at = start
         self.quiet = True  # until the first partial: then every source gets its grace
+        self.busy = busy if busy is not None else _never
+        self.input_pending = False
 
     def heard_from(self, source: int, watermark: int) -> None:
         now = self.now()
@@ -79,8 +88,11 @@ class FrameClock:
             self.watermarks[source] = watermark
 
     def idle(self, source: int, now: float | None = None) -> bool:
+        """Silent for `idle_ms` of wall time, and nothing of it pending (see above)."""
         now = self.now() if now is None else now
-        return now - max(self.heard.get(source, 0.0), self.resumed_at) > self.idle_s
+        if now - max(self.heard.get(source, 0.0), self.resumed_at) <= self.idle_s:
+            return False
+        return not (self.input_pending or self.busy(source))  # asked only when silent
 
     def all_idle(self) -> bool:
         return all(self.idle(s) for s in range(self.sources))
@@ -92,6 +104,10 @@ class FrameClock:
         if not active:
             return None
         return min(active) // self.frame_ms - 1
+
+
+def _never(_: int) -> bool:
+    return False
 
 
 class FrameRouter:

@@ -156,6 +156,7 @@ class SectorAggregator:
             self.window_frames[window] = ms // frame_ms
         self.max_window = max(self.window_frames.values(), default=0)
         self.engine = RuleEngine(rules, SECTOR_METRICS)
+        self._rule_windows = self._windows_of(rules)
         self.book = SectorBook(ref)
         self.day: int | None = None
         self.market_parts: dict[int, int] = {}  # source -> its cumulative market turnover
@@ -277,11 +278,22 @@ class SectorAggregator:
             del self.history_frames[:keep_from]
             del self.history_levels[:keep_from]
 
-    def _lookback(self, frame: int) -> list[tuple[str, tuple[int, ...] | None]]:
+    def set_rules(self, rules: RuleSet) -> None:
+        self.engine.set_rules(rules)
+        self._rule_windows = self._windows_of(rules)
+
+    def _windows_of(self, rules: RuleSet) -> dict[str, int]:
+        """The rolling windows some sector.gain_pct rule looks at (only those are computed
+        for rule evaluation at every frame; snapshots and evidence have them all)."""
+        used = {rule.window for rule in rules.for_metric("sector.gain_pct")}
+        return {w: span for w, span in self.window_frames.items() if w in used}
+
+    def _lookback(self, frame: int, windows: dict[str, int] | None = None,
+                  ) -> list[tuple[str, tuple[int, ...] | None]]:
         """Per window, the level vector at the end of frame - W/D (None: the day's start)."""
         frames, levels = self.history_frames, self.history_levels
         out = []
-        for window, span in self.window_frames.items():
+        for window, span in (self.window_frames if windows is None else windows).items():
             i = bisect_right(frames, frame - span) - 1
             out.append((window, tuple(levels[i]) if i >= 0 else None))
         return out
@@ -308,7 +320,7 @@ class SectorAggregator:
             names: list[str] = []
         else:
             names = book.names
-        lookback = self._lookback(frame) if gain_rules else []
+        lookback = self._lookback(frame, self._rule_windows) if gain_rules else []
         for s, name in enumerate(names):
             if gain_rules:
                 values = {"day": book.gain_pct(s), **self.rolling(frame, s, lookback)}

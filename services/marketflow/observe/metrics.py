@@ -64,6 +64,10 @@ class MarketflowMetrics:
             "Frame groups the aggregator dropped: re-delivered (older than their source's "
             "latest) or of a trading day already closed", ["reason"], registry=registry)
         self._dropped_seen: dict[str, int] = {}
+        self.frame_wait = Gauge(
+            "marketflow_frame_wait_seconds",
+            "How long the oldest frame still open in the aggregator has waited to close",
+            registry=registry)
         self.batch_seconds = Histogram(
             "marketflow_batch_process_seconds", "Time to process one md.ticks record",
             buckets=LATENCY_BUCKETS, registry=registry)

@@ -2,7 +2,10 @@
 
 Agents decode -> core -> route: every step of `Runtime` returns an `Emission`, and
 `route` is the one place it goes out (`Sinks`: Kafka topics, Redis, metrics). State is
-rebuilt from the source topics (`rebuild`, the same for all three agents).
+rebuilt from the source topics (`rebuild`, the same for all three agents). `md.ticks` is
+read in bulk by `TicksReader` and handed to the ticks agent a fetched batch at a time
+(`ticks_reader.py` says why); the partials and southbound agents read their topics
+through Faust.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from marketflow.stream.faust_patches import shorten_fetch_wait
 from marketflow.stream.replay import AlertLedger, read_partition
 from marketflow.stream.runtime import Emission, Runtime, ignore_rejects
 from marketflow.stream.sinks import Sinks
+from marketflow.stream.ticks_reader import TicksBatch, TicksReader
 
 log = logging.getLogger("marketflow.worker")
 
@@ -42,6 +46,15 @@ class MarketflowApp:
         self.progress = (time.monotonic(), 0)
         shorten_fetch_wait()
         self.app = self._faust_app()
+        self.ticks_batches = self.app.channel()  # TicksReader -> the ticks agent
+        self.reader = TicksReader(
+            config.bootstrap, self.topics.ticks, f"{config.app_id}.ticks",
+            deliver=self.ticks_batches.put,  # type: ignore[arg-type]  # a value, not an Event
+            revoked=self.on_ticks_revoked,
+            session_timeout_s=config.session_timeout_s, heartbeat_s=config.heartbeat_s)
+        runtime.ticks_behind = self.reader.behind
+        runtime.ticks_owned = lambda: self.reader.owned
+        self.frame_wait_warned = 0.0
         self._register()
 
     def _faust_app(self) -> faust.App:
@@ -75,10 +88,15 @@ class MarketflowApp:
         def raw_topic(name: str) -> Any:
             return app.topic(name, value_serializer="raw", key_serializer="raw")
 
-        @app.agent(raw_topic(topics.ticks), name="marketflow.ticks")
+        @app.agent(self.ticks_batches, name="marketflow.ticks")
         async def on_ticks(stream: Any) -> None:
-            async for event in stream.events():
-                await self.on_ticks(event)
+            async for batch in stream:
+                await self.on_ticks(batch)
+
+        @app.task
+        async def read_ticks() -> None:
+            await app.agents.wait_until_agents_started()  # the channel has its reader
+            await self.reader.run()
 
         @app.agent(raw_topic(topics.partials), name="marketflow.partials")
         async def on_partials(stream: Any) -> None:
@@ -105,38 +123,53 @@ class MarketflowApp:
         await self.sinks.publish(emission.output, replay=replay, produced_ms=produced_ms)
 
     async def rebuild(self, topic: str, partition: int, until: int,
-                      apply: Callable[[int, bytes], Emission]) -> int:
+                      apply: Callable[[list[tuple[int, bytes]]], Emission]) -> int:
         """Replay `topic[partition]` from its start up to offset `until` (what this worker
-        or a predecessor processed before) through `apply`; returns the record count.
-        Alerts come out once (the ledger knows those already in `mf.alerts`)."""
+        or a predecessor processed before) through `apply`, a batch of (offset, value) at
+        a time; returns the record count. Alerts come out once (the ledger knows those
+        already in `mf.alerts`)."""
         await self.refresh_ledger()
         replayed = 0
         async for batch in read_partition(self.config.bootstrap, topic, partition, until):
+            replayed += len(batch)
+            await self.route(apply(batch), replay=True)
+        return replayed
+
+    @staticmethod
+    def each(apply: Callable[[int, bytes], Emission],
+             ) -> Callable[[list[tuple[int, bytes]]], Emission]:
+        """A per-record step as a batch step for `rebuild`."""
+        def batch_step(batch: list[tuple[int, bytes]]) -> Emission:
             emission = Emission()
             for offset, value in batch:
                 step = apply(offset, value)
                 emission.output.add(step.output)
                 emission.shipped += step.shipped
-            replayed += len(batch)
-            await self.route(emission, replay=True)
-        return replayed
+            return emission
+        return batch_step
 
     # -- agents ----------------------------------------------------------------------
 
-    async def on_ticks(self, event: Any) -> None:
+    async def on_ticks(self, batch: TicksBatch) -> None:
         runtime, sinks = self.runtime, self.sinks
-        message = event.message
-        partition = message.partition
+        partition = batch.partition
+        if partition not in self.reader.owned:
+            return  # revoked meanwhile: its new owner reads it from the last commit
         processor = runtime.processors.get(partition)
         if processor is None:
-            processor = await self._rebuild_ticks(partition, message.offset)
+            processor = await self._rebuild_ticks(partition, batch.records[0][0])
         started = time.perf_counter()
-        emission = runtime.on_ticks(processor, event.value, message.offset, sinks.reject)
+        emission = runtime.on_ticks_batch(processor, batch.records, sinks.reject)
         runtime.ticks += emission.ticks
         sinks.count_ticks(emission.ticks, partition)
         runtime.touch(partition)
-        await self.route(emission, produced_ms=message.timestamp)
+        await self.route(emission, produced_ms=batch.records[-1][2])
         sinks.metrics_batch(time.perf_counter() - started)
+        self.reader.finished(batch)
+
+    async def on_ticks_revoked(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            self.runtime.processors.pop(partition, None)
 
     async def _rebuild_ticks(self, partition: int, until: int) -> PartitionProcessor:
         runtime = self.runtime
@@ -144,8 +177,9 @@ class MarketflowApp:
         started = time.perf_counter()
         replayed = await self.rebuild(
             self.topics.ticks, partition, until,
-            lambda offset, value: runtime.on_ticks(processor, value, offset, ignore_rejects,
-                                                   replay=True))
+            lambda batch: runtime.on_ticks_batch(
+                processor, [(offset, value, 0) for offset, value in batch], ignore_rejects,
+                replay=True))
         out = processor.emit()
         resync = runtime.resync_partial(processor)
         if resync is not None:  # heals what a predecessor computed but never sent
@@ -161,6 +195,10 @@ class MarketflowApp:
         if runtime.router is None:
             await self._rebuild_aggregator(message.partition, message.offset)
         started = time.perf_counter()
+        # while this partition has unread records, a silent source may have partials in
+        # them: no source counts as idle (FrameClock.idle)
+        high = self.app.consumer.highwater(message.tp)
+        runtime.clock.input_pending = high is not None and message.offset + 1 < high
         emission = runtime.on_partials(event.value, self.sinks.reject, message.partition,
                                        message.offset)
         await self.route(emission)
@@ -171,8 +209,9 @@ class MarketflowApp:
         runtime.new_aggregator()
         runtime.aggregator_rebuilding = True
         try:
-            replayed = await self.rebuild(self.topics.partials, partition, until,
-                                          lambda _, value: runtime.on_partials(value))
+            replayed = await self.rebuild(
+                self.topics.partials, partition, until,
+                self.each(lambda _, value: runtime.on_partials(value)))
         finally:
             runtime.aggregator_rebuilding = False
         log.info("frame partials: aggregator rebuilt from %d record(s)", replayed)
@@ -183,8 +222,8 @@ class MarketflowApp:
             book = runtime.new_southbound()
             await self.rebuild(
                 self.topics.southbound, message.partition, message.offset,
-                lambda offset, value: runtime.on_southbound(book, value, message.partition,
-                                                            offset, ignore_rejects))
+                self.each(lambda offset, value: runtime.on_southbound(
+                    book, value, message.partition, offset, ignore_rejects)))
             runtime.southbound = book
         emission = runtime.on_southbound(runtime.southbound, event.value, message.partition,
                                          message.offset, self.sinks.reject)
@@ -205,10 +244,8 @@ class MarketflowApp:
 
     async def on_revoked(self, app: faust.App, revoked: set[Any], **kwargs: Any) -> None:
         runtime, topics = self.runtime, self.topics
-        for tp in revoked:
-            if tp.topic == topics.ticks:
-                runtime.processors.pop(tp.partition, None)
-            elif tp.topic == topics.partials:
+        for tp in revoked:  # md.ticks partitions: `on_ticks_revoked`
+            if tp.topic == topics.partials:
                 runtime.router = None
             elif tp.topic == topics.southbound:
                 runtime.southbound = None
@@ -222,10 +259,25 @@ class MarketflowApp:
         """Every 100 ms: idle partitions flushed, frames closed, outputs flushed."""
         await self.route(self.runtime.housekeeping())
         await self.sinks.flush()
+        self.watch_frame_wait()
         if self.runtime.router is not None:
             aggregator = self.runtime.router.aggregator
             self.sinks.metrics_dropped_groups(aggregator.redelivered_groups,
                                               aggregator.stale_groups)
+
+    def watch_frame_wait(self) -> None:
+        """A frame waits for every active source to pass its end: at most `idle_ms` plus
+        a flush (250 ms) and a timer tick (100 ms) once its sources are quiet, longer only
+        while a source still works through a backlog. Longer than that is reported."""
+        wait = self.runtime.oldest_frame_wait()
+        self.sinks.metrics_frame_wait(wait)
+        bound = self.runtime.clock.idle_s + 0.35
+        now = time.monotonic()
+        if wait > 2 * bound and now - self.frame_wait_warned > 10:
+            self.frame_wait_warned = now
+            behind = sorted(p for p in self.reader.owned if self.reader.behind(p))
+            log.warning("a frame has waited %.1fs to close (bound %.2fs once sources are "
+                        "quiet); sources behind here: %s", wait, bound, behind or "none")
 
     async def report_progress(self) -> None:
         now, ticks = time.monotonic(), self.runtime.ticks

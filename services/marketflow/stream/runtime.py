@@ -31,6 +31,10 @@ from marketflow.stream.partials import Handoff, Shipped, decode_partials
 Reject = Callable[[str, int | None, int | None, str, str, bytes], None]
 
 
+def _nothing_behind(_: int) -> bool:
+    return False
+
+
 def ignore_rejects(*_: object) -> None:
     """Rejects seen again while rebuilding were dead-lettered the first time."""
 
@@ -60,11 +64,19 @@ class Runtime:
         self.flushed: set[int] = set()  # quiet partitions whose open frame went out
         self.settled: set[int] = set()  # idle partitions whose final snapshots went out
         self.southbound_activity: float | None = None  # None: final snapshots sent
+        # md.ticks partition -> this worker holds records of it not applied yet (set by
+        # the adapter, which knows the consumer); such a source is late, never idle
+        self.ticks_behind: Callable[[int], bool] = _nothing_behind
+        self.ticks_owned: Callable[[], set[int]] = lambda: set(self.processors)
+        self.last_shipped: dict[int, float] = {}  # source -> when its last partial went
+        self.frame_seen: dict[int, float] = {}  # pending frame -> when it first had a group
         self.router: FrameRouter | None = None
         self.aggregator_rebuilding = False
         self.handoff = Handoff()
         self.southbound: SouthboundBook | None = None
-        self.clock = FrameClock(sources, frame_ms, idle_ms, now)
+        self.clock = FrameClock(sources, frame_ms, idle_ms, now,
+                                busy=lambda source: self.ticks_behind(source))
+        self.keepalive_s = idle_ms / 2000  # a source behind says so this often
         self.source_flush_s = source_flush_ms / 1000
         self.finalised = True
         self.ticks = 0
@@ -89,39 +101,43 @@ class Runtime:
         for processor in self.processors.values():
             processor.set_rules(rules)
         if self.router is not None:
-            self.router.aggregator.engine.set_rules(rules)
+            self.router.aggregator.set_rules(rules)
         if self.southbound is not None:
             self.southbound.engine.set_rules(rules)
 
     # -- records ---------------------------------------------------------------------
 
-    def on_ticks(self, processor: PartitionProcessor, value: bytes, offset: int,
-                 reject: Reject, replay: bool = False) -> Emission:
-        """One `md.ticks` record through its partition's processor; its partials shipped
-        (in-process too, unless replaying). Bad input goes to `reject`."""
+    def on_ticks_batch(self, processor: PartitionProcessor,
+                       records: list[tuple[int, bytes, int]], reject: Reject,
+                       replay: bool = False) -> Emission:
+        """Consecutive `md.ticks` records of one partition, (offset, value, timestamp),
+        through its processor; the frame groups they close shipped once at the end."""
         partition = processor.source
-        applied = 0
-        try:
-            ticks = parse_ticks(orjson.loads(value))
-        except orjson.JSONDecodeError as error:
-            reject("invalid_json", partition, offset, str(error), "ticks", value)
-            ticks = []
-        except RecordError as error:
-            reject(error.reason, partition, offset, error.detail, "ticks", value)
-            ticks = []
         alerts: list[Alert] = []
-        for tick in ticks:
+        applied = 0
+        loads = orjson.loads
+        on_tick = processor.on_tick
+        for offset, value, _ in records:
             try:
-                fired = processor.on_tick(tick)
-            except RecordError as error:
-                reject(error.reason, partition, offset, error.detail, "ticks",
-                       orjson.dumps(tick.to_json()))
+                ticks = parse_ticks(loads(value))
+            except orjson.JSONDecodeError as error:
+                reject("invalid_json", partition, offset, str(error), "ticks", value)
                 continue
-            applied += 1
-            if fired:
-                alerts += fired
+            except RecordError as error:
+                reject(error.reason, partition, offset, error.detail, "ticks", value)
+                continue
+            for tick in ticks:
+                try:
+                    fired = on_tick(tick)
+                except RecordError as error:
+                    reject(error.reason, partition, offset, error.detail, "ticks",
+                           orjson.dumps(tick.to_json()))
+                    continue
+                applied += 1
+                if fired:
+                    alerts += fired
         emission = self.ship(processor.emit(), in_process=not replay)
-        # the frames it closed lie before these ticks: their alerts come first
+        # the frames it closed lie before the batch's last ticks: their alerts come first
         emission.output.alerts += alerts
         emission.ticks = applied
         return emission
@@ -167,6 +183,9 @@ class Runtime:
         router = self.router
         ready = in_process and router is not None and not self.aggregator_rebuilding
         shipped, now = self.handoff.stamp(partials, ready)
+        sent_at = self.now()
+        for partial in partials:
+            self.last_shipped[partial.source] = sent_at
         if now and router is not None:
             self.finalised = False
             out.add(router.route(item.partial for item in now))
@@ -215,6 +234,16 @@ class Runtime:
             if partition not in self.settled and quiet > idle_s:
                 self.settled.add(partition)
                 emission.output.snapshots += processor.final_snapshots()
+        for partition in self.ticks_owned():
+            # a partition still working through its records tells the aggregator (maybe in
+            # another worker) it is behind, not idle: a partial without groups
+            if (now - self.last_shipped.get(partition, 0.0) > self.keepalive_s
+                    and self.ticks_behind(partition)):
+                state = self.processors.get(partition)
+                watermark = state.watermark if state is not None else -1
+                step = self.ship(Output(partials=[FramePartial(partition, watermark, ())]))
+                emission.output.add(step.output)
+                emission.shipped += step.shipped
         book, last = self.southbound, self.southbound_activity
         if book is not None and last is not None and now - last > idle_s:
             self.southbound_activity = None
@@ -226,3 +255,17 @@ class Runtime:
                 emission.output.add(router.finish())
                 self.finalised = True
         return emission
+
+    def oldest_frame_wait(self) -> float:
+        """Wall-clock seconds the oldest pending frame has waited to close (0 if none)."""
+        router = self.router
+        if router is None or not router.aggregator.pending:
+            self.frame_seen.clear()
+            return 0.0
+        now = self.now()
+        pending = router.aggregator.pending
+        for frame in pending:
+            self.frame_seen.setdefault(frame, now)
+        for frame in [f for f in self.frame_seen if f not in pending]:
+            del self.frame_seen[frame]
+        return now - min(self.frame_seen.values())

@@ -220,6 +220,10 @@ class Sinks:
             self.metrics.observe_dropped_groups({"redelivered": redelivered,
                                                  "stale_day": stale_day})
 
+    def metrics_frame_wait(self, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.frame_wait.set(seconds)
+
     def metrics_frame(self, seconds: float) -> None:
         if self.metrics is not None:
             self.metrics.observe_frame(seconds)

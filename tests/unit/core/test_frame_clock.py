@@ -58,3 +58,33 @@ def test_all_idle() -> None:
     assert not frames.all_idle()
     clock.t += 2.1
     assert frames.all_idle()
+
+
+def test_a_silent_source_with_pending_input_is_waited_for() -> None:
+    """A backlog: source 0 is silent because its records are not read yet, not because it
+    has nothing to say. Frames wait for it however long that takes, then close as usual."""
+    clock = Clock()
+    pending = {0}
+    frames = FrameClock(sources=2, frame_ms=1000, idle_ms=2000, now=clock,
+                        busy=lambda source: source in pending)
+    frames.heard_from(0, 5_000)
+    frames.heard_from(1, 9_000)
+    clock.t += 30
+    frames.heard_from(1, 60_000)
+    assert not frames.idle(0) and frames.closable_through() == 4
+    assert not frames.all_idle()
+    pending.clear()  # caught up, still silent: now it is idle
+    assert frames.idle(0) and frames.closable_through() == 59
+
+
+def test_unread_aggregator_input_suspends_idleness() -> None:
+    clock = Clock()
+    frames = FrameClock(sources=2, frame_ms=1000, idle_ms=2000, now=clock)
+    frames.heard_from(0, 5_000)
+    frames.heard_from(1, 9_000)
+    frames.input_pending = True  # the partials partition has unread records
+    clock.t += 10
+    assert not frames.idle(0) and not frames.idle(1) and not frames.all_idle()
+    assert frames.closable_through() == 4
+    frames.input_pending = False
+    assert frames.all_idle()

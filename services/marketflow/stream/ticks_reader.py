@@ -1,0 +1,158 @@
+"""`md.ticks` read in bulk, around Faust's per-record path.
+
+Faust hands an agent one record at a time, and each record costs tens of microseconds of
+its machinery (a task per record in the consumer loop, decoding into an Event, a queue
+hop, the stream iterator, sensors, acks): with one tick per Kafka record, that caps a
+worker at about 12k ticks/s whatever marketflow does (docs/design.md, "Throughput").
+So the ticks topic is read here instead, by a plain aiokafka consumer in a consumer group
+of its own (`{app_id}.ticks`), in batches of whatever a fetch returned; each batch goes to
+the ticks agent (still a Faust agent, on an in-memory channel) as one value. Faust keeps
+everything else: the partials and southbound agents, timers, the web server.
+
+Offsets: the agent reports each batch as done (`done`); the reader commits the done
+offsets every `commit_interval_s` and before it gives a partition up in a rebalance (after
+waiting for the agent to finish what was delivered of it), so a successor starts where
+this worker stopped and rebuilds the state of what came before (`app.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+
+log = logging.getLogger("marketflow.ticks")
+
+
+@dataclass(slots=True, frozen=True)
+class TicksBatch:
+    """Consecutive records of one `md.ticks` partition: (offset, value, timestamp ms)."""
+
+    partition: int
+    records: list[tuple[int, bytes, int]]
+
+
+class TicksReader(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, bootstrap: str, topic: str, group_id: str,
+                 deliver: Callable[[TicksBatch], Awaitable[None]],
+                 revoked: Callable[[set[int]], Awaitable[None]],
+                 session_timeout_s: float, heartbeat_s: float,
+                 client_options: dict[str, Any] | None = None,
+                 max_records: int = 5000, commit_interval_s: float = 1.0,
+                 drain_timeout_s: float = 30.0) -> None:
+        self.topic = topic
+        self.deliver = deliver
+        self.revoked = revoked
+        self.max_records = max_records
+        self.commit_interval_s = commit_interval_s
+        self.drain_timeout_s = drain_timeout_s
+        self.options: dict[str, Any] = dict(  # the consumer is made in run(), in the loop
+            bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
+            auto_offset_reset="earliest", fetch_max_wait_ms=5,
+            max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20,
+            session_timeout_ms=int(session_timeout_s * 1000),
+            heartbeat_interval_ms=int(heartbeat_s * 1000),
+            rebalance_timeout_ms=max(int(session_timeout_s * 1000), 10_000),
+            **(client_options or {}),
+        )
+        self.consumer: AIOKafkaConsumer | None = None
+        self.delivered: dict[int, int] = {}  # partition -> next offset handed to the agent
+        self.done: dict[int, int] = {}  # partition -> next offset the agent has finished
+        self.committed: dict[int, int] = {}
+        self.owned: set[int] = set()  # partitions assigned to this worker now
+        self.unread: dict[int, bool] = {}  # partition -> the broker holds records not fetched
+        self._progress = asyncio.Event()
+
+    # -- the agent's side ------------------------------------------------------------
+
+    def behind(self, partition: int) -> bool:
+        """Does this worker hold records of `partition` it has not applied yet (unread at
+        the broker, or delivered to the agent and not finished)?"""
+        if partition not in self.owned:
+            return False
+        return (self.unread.get(partition, True)
+                or self.done.get(partition, 0) < self.delivered.get(partition, 0))
+
+    def finished(self, batch: TicksBatch) -> None:
+        """The agent has processed `batch` (its outputs are routed)."""
+        self.done[batch.partition] = batch.records[-1][0] + 1
+        self._progress.set()
+
+    # -- the loop ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        consumer = self.consumer = AIOKafkaConsumer(**self.options)
+        await consumer.start()
+        try:
+            consumer.subscribe([self.topic], listener=self)
+            last_commit = time.monotonic()
+            while True:
+                fetched = await consumer.getmany(timeout_ms=100, max_records=self.max_records)
+                for tp in consumer.assignment():  # positions are cached: no round trip
+                    high = consumer.highwater(tp)  # from fetch responses (right on tansu)
+                    self.unread[tp.partition] = (
+                        high is None or await consumer.position(tp) < high)
+                for tp, records in fetched.items():
+                    if not records:
+                        continue
+                    batch = TicksBatch(tp.partition, [(r.offset, r.value, r.timestamp)
+                                                      for r in records])
+                    self.delivered[tp.partition] = records[-1].offset + 1
+                    await self.deliver(batch)
+                if time.monotonic() - last_commit >= self.commit_interval_s:
+                    await self.commit()
+                    last_commit = time.monotonic()
+        finally:
+            try:
+                await self.commit()
+            except Exception as error:  # stopping anyway: the successor replays a little more
+                log.warning("md.ticks: last commit failed: %s", error)
+            await consumer.stop()
+
+    async def commit(self, partitions: set[int] | None = None) -> None:
+        offsets = {TopicPartition(self.topic, p): offset for p, offset in self.done.items()
+                   if (partitions is None or p in partitions)
+                   and self.committed.get(p) != offset}
+        if not offsets or self.consumer is None:
+            return
+        await self.consumer.commit(offsets)
+        for tp, offset in offsets.items():
+            self.committed[tp.partition] = offset
+
+    # -- rebalances (aiokafka awaits these before the group moves on) -------------------
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        partitions = {tp.partition for tp in revoked}
+        if not partitions:
+            return
+        deadline = time.monotonic() + self.drain_timeout_s
+        while any(self.done.get(p, 0) < self.delivered.get(p, 0) for p in partitions):
+            if time.monotonic() > deadline:
+                log.warning("md.ticks: partitions %s revoked before the agent finished "
+                            "what it was given; the new owner replays it", sorted(partitions))
+                break
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), timeout=0.5)
+        try:
+            await self.commit(partitions)
+        except Exception as error:
+            log.warning("md.ticks: commit on revoke failed (%s); the new owner replays "
+                        "from the last commit", error)
+        self.owned -= partitions
+        for p in partitions:
+            self.unread.pop(p, None)
+            self.delivered.pop(p, None)
+            self.done.pop(p, None)
+            self.committed.pop(p, None)
+        await self.revoked(partitions)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.owned |= {tp.partition for tp in assigned}
+        log.info("md.ticks: assigned partitions %s", sorted(tp.partition for tp in assigned))

@@ -1,0 +1,229 @@
+"""(h-k) Input shaped like the real world: a day in loose forms (RFC 3339 and epoch-ms
+times mixed, `0700.HK` / `HK.00700` symbols, some explicit turnovers), one tick per Kafka
+record as feeds write it (keyed by the 5-digit code, a plain aiokafka producer), already
+in `md.ticks` when the worker starts; the same day batched; `marketflow backtest` on loose
+and canonical files; and two workers on the two cores against one."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+from aiokafka import AIOKafkaProducer
+
+from marketflow.infra.embedded import EmbeddedStack
+from marketflow.ingest.partitioner import partition_for
+from marketflow.settings import PACKAGE_DATA
+from tests.bench.common import (
+    INDICES,
+    PARTITIONS,
+    UNIVERSE,
+    WorkerProc,
+    base_env,
+    cpu_seconds,
+    ensure,
+    log,
+    wait_ticks,
+)
+from tests.integration.test_backlog import write_loose_day
+
+RULES = PACKAGE_DATA / "rules.yaml"
+
+
+async def produce_file(bootstrap: str, topic: str, path: Path, batch: int) -> int:
+    """Each line's tick to its symbol's partition: one keyed record each (batch 1), or
+    JSON arrays of `batch` per partition."""
+    from marketflow.core.records import normalise_symbol
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20,
+                                max_batch_size=4 << 20, max_request_size=16 << 20)
+    await producer.start()
+    pending: dict[int, list[bytes]] = {}
+    count = 0
+    try:
+        with path.open("rb") as lines:
+            for line in lines:
+                obj = orjson.loads(line)
+                symbol = normalise_symbol(obj["symbol"])
+                count += 1
+                if batch == 1:
+                    await producer.send(topic, line.strip(), key=symbol.encode())
+                    continue
+                part = partition_for(symbol, PARTITIONS)
+                items = pending.setdefault(part, [])
+                items.append(line.strip())
+                if len(items) >= batch:
+                    await producer.send(topic, b"[" + b",".join(items) + b"]", partition=part)
+                    pending[part] = []
+        for part, items in pending.items():
+            if items:
+                await producer.send(topic, b"[" + b",".join(items) + b"]", partition=part)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return count
+
+
+def run_workers(stack: EmbeddedStack, state: Path, day: Path, batch: int, workers: int,
+                label: str) -> dict[str, Any]:
+    prefix = f"{label}{uuid.uuid4().hex[:6]}"
+    env = base_env(stack, prefix, state, MARKETFLOW_IDLE_MS="2000")
+    ensure(env)
+    count = asyncio.run(produce_file(stack.bootstrap, f"{prefix}.ticks", day, batch))
+    form = "one per record" if batch == 1 else f"{batch} per record"
+    log(f"{label}: {count:,} ticks in md.ticks ({form}); {workers} worker(s)")
+    procs = [WorkerProc(env, state, f"{label}-{i}") for i in range(workers)]
+    broker_cpu0 = cpu_seconds(stack.info.tansu_pid)
+    rss: list[float] = []
+    try:
+        if workers == 1:
+            cpu = {"worker": (procs[0].proc.pid, [])}
+            start, end = wait_ticks(procs[0], count, 900, rss, cpu)
+            worker_cpu = cpu["worker"][1][1] - cpu["worker"][1][0]
+        else:
+            start, end = _wait_total(procs, count, 900)
+            worker_cpu = sum(cpu_seconds(p.proc.pid) for p in procs)
+        seconds = end - start
+        turnover = _redis_market_turnover(stack.redis_url, f"{prefix}:", 30)
+        shares = [p.ticks() for p in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+    import psutil
+
+    broker = psutil.Process(stack.info.tansu_pid)
+    return {"ticks": count, "seconds": seconds, "ticks_per_s": count / seconds,
+            "workers": workers, "ticks_per_worker": shares, "worker_cpu_s": worker_cpu,
+            "peak_rss_mb": max(rss) if rss else None,
+            "broker_cpu_s": cpu_seconds(stack.info.tansu_pid) - broker_cpu0,
+            "broker_rss_mb_at_end": broker.memory_info().rss / 2**20,
+            "market_turnover_hkd": turnover}
+
+
+def _wait_total(procs: list[WorkerProc], expected: int, timeout: float) -> tuple[float, float]:
+    start = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen = sum(max(0.0, p.ticks()) for p in procs)
+        now = time.perf_counter()
+        if seen > 0 and start is None:
+            start = now
+        if seen >= expected and start is not None:
+            return start, now
+        time.sleep(0.05)
+    raise RuntimeError(f"workers did not apply {expected} ticks in {timeout}s")
+
+
+def _redis_market_turnover(url: str, prefix: str, timeout: float) -> float | None:
+    """The market turnover in Redis once the worker has settled (final)."""
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        market = client.hgetall(f"{prefix}latest:market")
+        if market.get(b"final") == b"1":
+            return float(market[b"turnover_hkd"])
+        time.sleep(0.25)
+    return None
+
+
+def backtest_rate(path: Path) -> dict[str, Any]:
+    lines = sum(1 for _ in path.open("rb"))
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "marketflow.cli", "backtest", "--universe", str(UNIVERSE),
+         "--indices", str(INDICES), "--rules", str(RULES), "--ticks", str(path), "--json"],
+        capture_output=True, check=True)
+    seconds = time.perf_counter() - started
+    turnover = orjson.loads(done.stdout)["final"]["market"]["turnover_hkd"]
+    return {"ticks": lines, "seconds": seconds, "ticks_per_s": lines / seconds,
+            "market_turnover_hkd": turnover}
+
+
+def canonical_copy(loose: Path) -> Path:
+    """The same ticks in the canonical wire form (what `marketflow produce` writes)."""
+    from marketflow.core.records import parse_tick
+
+    out = loose.with_name(loose.stem + "-canonical.jsonl")
+    with loose.open("rb") as src, out.open("wb") as dst:
+        for line in src:
+            dst.write(orjson.dumps(parse_tick(orjson.loads(line)).to_json()) + b"\n")
+    return out
+
+
+def realworld(stack: EmbeddedStack, state: Path, ticks: int, backtest_sizes: list[int],
+              skip: set[str]) -> dict[str, Any]:
+    report: dict[str, Any] = {}
+    day = state / f"loose-{ticks}.jsonl"
+    if not skip >= {"h", "i", "k"}:
+        count = write_loose_day(day, ticks)
+        log(f"loose-form day: {count:,} ticks in {day}")
+    if "h" not in skip:
+        report["h_worker_single"] = run_workers(stack, state, day, 1, 1, "single")
+        log(f"h: {report['h_worker_single']}")
+    if "i" not in skip:
+        report["i_worker_batched"] = run_workers(stack, state, day, 100, 1, "batched")
+        log(f"i: {report['i_worker_batched']}")
+    if "k" not in skip:
+        report["k_two_workers"] = run_workers(stack, state, day, 1, 2, "two")
+        one = report.get("h_worker_single", {}).get("market_turnover_hkd")
+        two = report["k_two_workers"]["market_turnover_hkd"]
+        report["k_two_workers"]["equal_to_one_worker"] = one is None or one == two
+        log(f"k: {report['k_two_workers']}")
+    if "j" not in skip:
+        rows = []
+        for size in backtest_sizes:
+            loose = state / f"bt-loose-{size}.jsonl"
+            write_loose_day(loose, size)
+            canonical = canonical_copy(loose)
+            row = {"trades": size, "loose": backtest_rate(loose),
+                   "canonical": backtest_rate(canonical)}
+            row["loose_over_canonical"] = (row["canonical"]["ticks_per_s"]
+                                           / row["loose"]["ticks_per_s"])
+            rows.append(row)
+            log(f"j: {row}")
+        report["j_backtest"] = rows
+    return report
+
+
+def realworld_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The report's (h-k) rows for the table `make bench` prints."""
+    rows: list[tuple[str, str, str, str]] = []
+
+    def worker_row(key: str, letter: str, label: str, goal: str) -> None:
+        if key not in report:
+            return
+        r = report[key]
+        rows.append((letter, label, f"{r['ticks_per_s']:>12,.0f} ticks/s", goal))
+        rows.append((letter, "  CPU and broker", f"worker {r['worker_cpu_s']:.1f} s, broker "
+                     f"{r['broker_cpu_s']:.1f} s over {r['seconds']:.1f} s",
+                     f"broker RSS at end {r['broker_rss_mb_at_end']:.0f} MB"))
+
+    faust = report.get("b_faust_baseline", {}).get("ticks_per_s")
+    quix = report.get("c_quix", {}).get("ticks_per_s")
+    vs = []
+    if faust and "h_worker_single" in report:
+        vs.append(f"{report['h_worker_single']['ticks_per_s'] / faust:.1f}x Faust")
+    if quix and "h_worker_single" in report:
+        vs.append(f"{report['h_worker_single']['ticks_per_s'] / quix:.2f}x Quix")
+    worker_row("h_worker_single", "h", "worker, loose, 1 tick/record",
+               "goal >= 100,000/s" + (f" ({', '.join(vs)})" if vs else ""))
+    worker_row("i_worker_batched", "i", "worker, loose, 100 ticks/record", "goal >= 200,000/s")
+    if "k_two_workers" in report:
+        k = report["k_two_workers"]
+        shares = "/".join(f"{x:,.0f}" for x in k["ticks_per_worker"])
+        rows.append(("k", "two workers, 1 tick/record", f"{k['ticks_per_s']:>12,.0f} ticks/s",
+                     f"ticks {shares}; results equal one worker: {k['equal_to_one_worker']}"))
+    for row in report.get("j_backtest", []):
+        rows.append(("j", f"backtest, loose, {row['loose']['ticks']:,} ticks",
+                     f"{row['loose']['ticks_per_s']:>12,.0f} ticks/s",
+                     f"canonical {row['canonical']['ticks_per_s']:,.0f}/s "
+                     f"({row['loose_over_canonical']:.2f}x); goal >= "
+                     f"{'250' if row['loose']['ticks'] > 1_000_000 else '200'},000/s"))
+    return rows
