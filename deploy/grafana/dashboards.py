@@ -164,7 +164,7 @@ def pipeline_health() -> dict[str, Any]:
         panel("Frames waiting to close", "timeseries",
               [target("max by (instance) (marketflow_frames_waiting)", "{{instance}} waiting",
                       "A"),
-               target("max by (instance) (marketflow_frame_oldest_pending_seconds)",
+               target("max by (instance) (marketflow_frame_wait_seconds)",
                       "{{instance}} oldest (s)", "B")],
               (0, 25, 12, 8), "short"),
         panel("Partitions assigned", "timeseries",

@@ -263,7 +263,10 @@ def test_topics_and_partitions(compose: dict, k8s: list[dict]) -> None:
     scaled = next(d for d in k8s if d["kind"] == "ScaledObject")
     trigger = scaled["spec"]["triggers"][0]["metadata"]
     assert trigger["topic"] == Topics().ticks
-    assert trigger["consumerGroup"] == env["MARKETFLOW_APP_ID"]
+    # the worker reads md.ticks in a consumer group of its own, "{app id}.ticks"
+    assert 'f"{config.app_id}.ticks"' in (ROOT / "services" / "marketflow" / "stream" /
+                                          "app.py").read_text()
+    assert trigger["consumerGroup"] == f"{env['MARKETFLOW_APP_ID']}.ticks"
     assert trigger["bootstrapServers"] == env["MARKETFLOW_KAFKA_BOOTSTRAP"]
     assert scaled["spec"]["maxReplicaCount"] == partitions
     assert scaled["spec"]["scaleTargetRef"]["name"] == "marketflow-worker"

@@ -4,9 +4,10 @@
   a blocked loop cannot answer) and its sampler ran within `stall_s`.
 - **ready** (`/readyz`): the worker has joined its consumer group (a rebalance ended and
   none is in progress) and has rebuilt the state of every partition it was given: the
-  worker rebuilds a partition while handling its first record after an assignment, so a
-  partition whose first record is in flight is still rebuilding. A worker that was given
-  no partition (more replicas than partitions) is ready: it is a standby.
+  worker rebuilds a partition while handling its first record (or, for `md.ticks`, read
+  by its own consumer, its first batch) after an assignment, so a partition whose first
+  record is in flight is still rebuilding. A worker that was given no partition (more
+  replicas than partitions) is ready: it is a standby.
 
 `WorkerHealth` holds the state (fed by `marketflow.observe.sensor`); time is passed in.
 """
@@ -28,6 +29,8 @@ class WorkerHealth:
         self.assigned: frozenset[Hashable] = frozenset()
         self.rebuilt: set[Hashable] = set()
         self.rebuilding: set[Hashable] = set()
+        self.rebuilding_extra: set[Hashable] = set()  # md.ticks, from the TicksReader
+        self.assigned_extra = 0
         self.last_beat: float | None = None
 
     # -- events ------------------------------------------------------------------------
@@ -52,6 +55,11 @@ class WorkerHealth:
         self.rebuilding.discard(tp)
         self.rebuilt.add(tp)
 
+    def set_ticks(self, owned: set[Any], rebuilding: set[Any]) -> None:
+        """Partitions read outside Faust (`md.ticks`): held, and rebuilding now."""
+        self.assigned_extra = len(owned)
+        self.rebuilding_extra = {("md.ticks", p) for p in rebuilding}
+
     def beat(self, now: float) -> None:
         self.last_beat = now
 
@@ -61,12 +69,15 @@ class WorkerHealth:
         return self.last_beat is not None and now - self.last_beat <= self.stall_s
 
     def ready(self) -> bool:
-        return self.joined and not self.rebalancing and not self.rebuilding
+        return (self.joined and not self.rebalancing and not self.rebuilding
+                and not self.rebuilding_extra)
 
     def report(self, now: float) -> dict[str, Any]:
+        rebuilding = self.rebuilding | self.rebuilding_extra
         return {"live": self.live(now), "ready": self.ready(), "joined": self.joined,
-                "rebalancing": self.rebalancing, "assigned": len(self.assigned),
-                "rebuilding": sorted(str(tp) for tp in self.rebuilding)}
+                "rebalancing": self.rebalancing,
+                "assigned": len(self.assigned) + self.assigned_extra,
+                "rebuilding": sorted(str(tp) for tp in rebuilding)}
 
 
 async def start_health_server(health: WorkerHealth, host: str, port: int,

@@ -91,10 +91,6 @@ class MarketflowMetrics:
             "marketflow_frames_waiting",
             "Event-time frames received by the aggregator and not yet closed",
             registry=registry)
-        self.frame_oldest_pending = Gauge(
-            "marketflow_frame_oldest_pending_seconds",
-            "Wall time the oldest frame still waiting to close has waited",
-            registry=registry)
         self.ready = Gauge(
             "marketflow_worker_ready",
             "1 when the worker has its partitions and has rebuilt their state",
@@ -206,9 +202,8 @@ class MarketflowMetrics:
         for topic in known | set(assigned):
             self.partitions_assigned.labels(topic=topic).set(assigned.get(topic, 0))
 
-    def set_frames(self, waiting: int, oldest_s: float) -> None:
+    def set_frames_waiting(self, waiting: int) -> None:
         self.frames_waiting.set(waiting)
-        self.frame_oldest_pending.set(oldest_s)
 
 
 def _label_sets(gauge: Gauge) -> list[tuple[str, ...]]:

@@ -1,10 +1,11 @@
 """The worker observed from outside: a Faust sensor that feeds `WorkerHealth` and, every
 second, samples the operational gauges (session phase, consumer lag, frames waiting).
 
-Nothing in the stream code calls it: Faust calls its hooks (rebalances, each record in
-and out of a stream), and its timer reads what it needs through the callables it is given
-(`pending_frames`: the frames the aggregator holds). It also serves the health endpoints
-on the worker's own event loop.
+Nothing in the stream code calls it: Faust calls its hooks (rebalances and each record of
+the partials and southbound agents), and its timer reads the rest through what it is
+given: `pending_frames` (the frames the aggregator holds) and the `TicksReader` that
+reads `md.ticks` in its own consumer group (its partitions, fetch high watermarks and
+finished offsets). It also serves the health endpoints on the worker's own event loop.
 """
 
 from __future__ import annotations
@@ -24,29 +25,9 @@ from marketflow.observe.metrics import MarketflowMetrics
 log = logging.getLogger("marketflow.sensor")
 
 
-class FrameWaits:
-    """How long frames have waited to close: each frame number is timed from the first
-    sample that saw it pending (within one sampling interval of its arrival)."""
-
-    def __init__(self) -> None:
-        self.first_seen: dict[int, float] = {}
-
-    def update(self, pending: Iterable[int], now: float) -> tuple[int, float]:
-        """(frames waiting, seconds the oldest has waited)."""
-        current = set(pending)
-        for frame in list(self.first_seen):
-            if frame not in current:
-                del self.first_seen[frame]
-        for frame in current:
-            self.first_seen.setdefault(frame, now)
-        if not self.first_seen:
-            return 0, 0.0
-        return len(current), now - min(self.first_seen.values())
-
-
 def consumer_lag(app: Any) -> dict[tuple[str, int], int]:
-    """Per assigned partition: high watermark (from fetch responses, right on Apache Kafka
-    and tansu alike) minus the committed offset; partitions not fetched yet are left out."""
+    """Faust's partitions: high watermark (from fetch responses, right on Apache Kafka and
+    tansu alike) minus the committed offset; partitions not fetched yet are left out."""
     consumer = app.consumer
     committed = getattr(app.monitor, "tp_committed_offsets", None) or {}
     fallback = getattr(consumer, "_committed_offset", {})
@@ -63,12 +44,34 @@ def consumer_lag(app: Any) -> dict[tuple[str, int], int]:
     return lags
 
 
+def ticks_lag(reader: Any) -> dict[tuple[str, int], int]:
+    """`md.ticks` partitions of the TicksReader: high watermark minus the offset the worker
+    has finished (its commits follow within a second); partitions with nothing finished
+    since their assignment are left out."""
+    consumer = reader.consumer
+    if consumer is None:
+        return {}
+    lags: dict[tuple[str, int], int] = {}
+    for tp in consumer.assignment():
+        end = consumer.highwater(tp)
+        done = reader.done.get(tp.partition, reader.committed.get(tp.partition))
+        if end is not None and done is not None:
+            lags[(tp.topic, tp.partition)] = max(0, int(end) - int(done))
+    return lags
+
+
+def ticks_rebuilding(reader: Any) -> set[int]:
+    """`md.ticks` partitions whose first batch since their assignment is with the agent and
+    not finished: the worker rebuilds a partition's state while handling that batch."""
+    return {p for p in reader.owned if p in reader.delivered and p not in reader.done}
+
+
 class WorkerSensor(faust.Sensor):
     def __init__(self, metrics: MarketflowMetrics, health: WorkerHealth,
                  calendar: TradingCalendar | None,
                  pending_frames: Callable[[], Iterable[int]],
-                 health_address: tuple[str, int] | None = None, ticks_topic: str = "",
-                 topics: Any = None, ticks_partitions: int = 1,
+                 health_address: tuple[str, int] | None = None, topics: Any = None,
+                 ticks_partitions: int = 1, ticks_reader: Any = None,
                  wall: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
                  clock: Callable[[], float] = time.monotonic, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -77,13 +80,13 @@ class WorkerSensor(faust.Sensor):
         self.calendar = calendar
         self.pending_frames = pending_frames
         self.health_address = health_address
-        self.ticks_topic = ticks_topic
-        self.topics = topics  # Settings.topics: which assignment holds which figures
+        self.topics = topics  # Settings.topics: which partitions hold which figures
         self.ticks_partitions = ticks_partitions
-        self.held: frozenset[Any] = frozenset()
+        self.ticks_reader = ticks_reader
         self.wall = wall
         self.clock = clock
-        self.frames = FrameWaits()
+        self.held: frozenset[Any] = frozenset()  # Faust's partitions (partials, southbound)
+        self.ticks_held: set[int] = set()
         self.app_ref: Any = None
         self._runner: Any = None
         self._calendar_warned = False
@@ -102,20 +105,12 @@ class WorkerSensor(faust.Sensor):
     def on_rebalance_end(self, app: Any, state: dict[str, Any]) -> None:
         assigned = frozenset(app.consumer.assignment())
         self.health.rebalance_ended(assigned)
-        for tp in assigned:
-            if tp.topic == self.ticks_topic:
-                self.metrics.declare_partition(tp.partition)
-        self.forget(self.held - assigned)
+        revoked = {tp.topic for tp in self.held - assigned}
         self.held = assigned
-
-    def forget(self, revoked: frozenset[Any]) -> None:
-        if not revoked or self.topics is None:
-            return
-        topics = {tp.topic for tp in revoked}
-        self.metrics.forget_revoked(
-            {tp.partition for tp in revoked if tp.topic == self.ticks_topic},
-            self.ticks_partitions, self.topics.partials in topics,
-            self.topics.southbound in topics)
+        if revoked and self.topics is not None:
+            self.metrics.forget_revoked(None, self.ticks_partitions,
+                                        self.topics.partials in revoked,
+                                        self.topics.southbound in revoked)
 
     def on_stream_event_in(self, tp: Any, offset: int, stream: Any,
                            event: Any) -> dict[str, Any] | None:
@@ -149,16 +144,34 @@ class WorkerSensor(faust.Sensor):
         self.health.beat(self.clock())
         self.metrics.set_phase(*self.phase())
         try:
-            waiting, oldest = self.frames.update(self.pending_frames(), self.clock())
-            self.metrics.set_frames(waiting, oldest)
+            self.metrics.set_frames_waiting(len(list(self.pending_frames())))
         except Exception as error:
             log.warning("frames waiting not sampled: %s", error)
-        if self.app_ref is not None:
-            try:
-                self.metrics.set_lag(consumer_lag(self.app_ref))
-            except Exception as error:
-                log.debug("consumer lag not sampled: %s", error)
-        self.metrics.ready.set(1 if self.health.ready() else 0)
+        lags: dict[tuple[str, int], int] = {}
+        try:
+            if self.app_ref is not None:
+                lags |= consumer_lag(self.app_ref)
+            if self.ticks_reader is not None:
+                lags |= ticks_lag(self.ticks_reader)
+                self.sample_ticks_partitions()
+            self.metrics.set_lag(lags)
+        except Exception as error:
+            log.debug("consumer lag not sampled: %s", error)
+        self.metrics.ready.set(1 if self.ready() else 0)
+
+    def sample_ticks_partitions(self) -> None:
+        reader = self.ticks_reader
+        owned = set(reader.owned)
+        for partition in owned - self.ticks_held:
+            self.metrics.declare_partition(partition)
+        lost = self.ticks_held - owned
+        if lost:
+            self.metrics.forget_revoked(lost, self.ticks_partitions, False, False)
+        self.ticks_held = owned
+        self.health.set_ticks(owned, ticks_rebuilding(reader))
+
+    def ready(self) -> bool:
+        return self.health.ready()
 
     def phase(self) -> tuple[Phase | None, DayKind | None]:
         if self.calendar is None:
@@ -174,7 +187,8 @@ class WorkerSensor(faust.Sensor):
 
 def observe_worker(app: faust.App, metrics: MarketflowMetrics | None, calendar_code: str,
                    health_host: str, health_port: int, topics: Any, ticks_partitions: int,
-                   pending_frames: Callable[[], Iterable[int]]) -> WorkerSensor:
+                   pending_frames: Callable[[], Iterable[int]],
+                   ticks_reader: Any = None) -> WorkerSensor:
     """Attach the sensor to a worker's app: `calendar_code` "" = no session phase,
     `health_port` 0 = no health endpoints, `metrics` None = gauges kept unexported."""
     if metrics is None:
@@ -187,7 +201,7 @@ def observe_worker(app: faust.App, metrics: MarketflowMetrics | None, calendar_c
 
         calendar = ExchangeCalendar(calendar_code)
     sensor = WorkerSensor(metrics, WorkerHealth(), calendar, pending_frames,
-                          (health_host, health_port) if health_port else None, topics.ticks,
-                          topics, ticks_partitions)
+                          (health_host, health_port) if health_port else None, topics,
+                          ticks_partitions, ticks_reader)
     sensor.attach(app)
     return sensor

@@ -20,7 +20,7 @@ import faust
 
 from marketflow.core.partition import PartitionProcessor
 from marketflow.core.rules import RulesError, load_rules
-from marketflow.infra.kafka_security import faust_credentials
+from marketflow.infra.kafka_security import client_options, faust_credentials
 from marketflow.stream.faust_patches import shorten_fetch_wait
 from marketflow.stream.replay import AlertLedger, read_partition
 from marketflow.stream.runtime import Emission, Runtime, ignore_rejects
@@ -51,7 +51,8 @@ class MarketflowApp:
             config.bootstrap, self.topics.ticks, f"{config.app_id}.ticks",
             deliver=self.ticks_batches.put,  # type: ignore[arg-type]  # a value, not an Event
             revoked=self.on_ticks_revoked,
-            session_timeout_s=config.session_timeout_s, heartbeat_s=config.heartbeat_s)
+            session_timeout_s=config.session_timeout_s, heartbeat_s=config.heartbeat_s,
+            client_options=client_options())
         runtime.ticks_behind = self.reader.behind
         runtime.ticks_owned = lambda: self.reader.owned
         self.frame_wait_warned = 0.0

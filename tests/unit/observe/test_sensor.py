@@ -13,16 +13,7 @@ from marketflow.core.session import SessionTimes
 from marketflow.core.timeutil import HKT
 from marketflow.observe.health import WorkerHealth
 from marketflow.observe.metrics import MarketflowMetrics
-from marketflow.observe.sensor import FrameWaits, WorkerSensor, consumer_lag
-
-
-def test_frame_waits_time_each_frame_from_first_sight() -> None:
-    waits = FrameWaits()
-    assert waits.update([], 0.0) == (0, 0.0)
-    assert waits.update([10, 11], 1.0) == (2, 0.0)
-    assert waits.update([10, 11, 12], 3.0) == (3, 2.0)
-    assert waits.update([12], 4.0) == (1, 1.0)
-    assert waits.update([], 5.0) == (0, 0.0)
+from marketflow.observe.sensor import WorkerSensor, consumer_lag, ticks_lag, ticks_rebuilding
 
 
 class Consumer:
@@ -66,33 +57,54 @@ class Calendar:
                             break_start=at.replace(hour=12), break_end=at.replace(hour=13))
 
 
+def reader(ends: dict, owned: set[int], delivered: dict, done: dict) -> SimpleNamespace:
+    """The TicksReader attributes the sensor reads."""
+    return SimpleNamespace(consumer=Consumer(ends, {}), owned=owned, delivered=delivered,
+                           done=done, committed={})
+
+
+def test_ticks_lag_and_rebuilding_from_the_reader() -> None:
+    a, b = TP("md.ticks", 0), TP("md.ticks", 1)
+    ticks = reader({a: 100, b: 7}, {0, 1}, {0: 90, 1: 7}, {0: 80})
+    assert ticks_lag(ticks) == {("md.ticks", 0): 20}  # 1: nothing finished yet
+    assert ticks_rebuilding(ticks) == {1}  # its first batch is with the agent
+    ticks.done[1] = 7
+    assert ticks_rebuilding(ticks) == set()
+    assert ticks_lag(SimpleNamespace(consumer=None)) == {}
+
+
 @pytest.mark.parametrize(("at", "phase"), [("12:30", "lunch"), ("10:00", "morning")])
 def test_sample_sets_phase_frames_lag_and_ready(at: str, phase: str) -> None:
     metrics = MarketflowMetrics(CollectorRegistry())
     health = WorkerHealth()
     hour, minute = map(int, at.split(":"))
     now = dt.datetime(2025, 11, 24, hour, minute, tzinfo=HKT)
-    clock = [10.0]
-    sensor = WorkerSensor(metrics, health, Calendar(), lambda: [5, 6], ticks_topic="md.ticks",
-                          wall=lambda: now, clock=lambda: clock[0])
-    a = TP("md.ticks", 3)
-    sensor.app_ref = SimpleNamespace(consumer=Consumer({a: 50}, {a: 40}),
+    partials = TP("mf.internal.frame-partials", 0)
+    ticks = reader({TP("md.ticks", 3): 50}, {3}, {3: 45}, {3: 40})
+    sensor = WorkerSensor(metrics, health, Calendar(), lambda: [5, 6], ticks_reader=ticks,
+                          wall=lambda: now)
+    sensor.app_ref = SimpleNamespace(consumer=Consumer({partials: 12}, {partials: 10}),
                                      monitor=SimpleNamespace(tp_committed_offsets={}))
     sensor.on_rebalance_end(sensor.app_ref, {})
-    sensor.sample()
-    clock[0] = 12.0
     sensor.sample()
     get = metrics.registry.get_sample_value
     assert get("marketflow_market_session_phase", {"phase": phase}) == 1
     assert get("marketflow_market_session_phase", {"phase": "closed"}) == 0
     assert get("marketflow_market_day_kind", {"kind": "full_day"}) == 1
     assert get("marketflow_frames_waiting") == 2
-    assert get("marketflow_frame_oldest_pending_seconds") == 2.0
     assert get("marketflow_consumer_lag_records", {"topic": "md.ticks", "partition": "3"}) == 10
+    assert get("marketflow_consumer_lag_records",
+               {"topic": "mf.internal.frame-partials", "partition": "0"}) == 2
     assert get("marketflow_partitions_assigned", {"topic": "md.ticks"}) == 1
     assert get("marketflow_worker_ready") == 1
     assert get("marketflow_ticks_total", {"partition": "3"}) == 0
-    sensor.on_stream_event_in(a, 40, None, None)
+    sensor.on_stream_event_in(partials, 10, None, None)  # first partials record: rebuilding
+    sensor.sample()
+    assert get("marketflow_worker_ready") == 0
+    sensor.on_stream_event_out(partials, 10, None, None)
+    sensor.sample()
+    assert get("marketflow_worker_ready") == 1
+    del ticks.done[3]  # a new md.ticks partition's first batch in flight
     sensor.sample()
     assert get("marketflow_worker_ready") == 0
 
@@ -129,8 +141,9 @@ def test_revoked_partitions_stop_exporting_their_figures() -> None:
 
     metrics = MarketflowMetrics(CollectorRegistry())
     topics = Topics()
-    sensor = WorkerSensor(metrics, WorkerHealth(), None, lambda: [], ticks_topic=topics.ticks,
-                          topics=topics, ticks_partitions=8)
+    ticks = reader({}, set(range(8)), {}, {})
+    sensor = WorkerSensor(metrics, WorkerHealth(), None, lambda: [], topics=topics,
+                          ticks_partitions=8, ticks_reader=ticks)
     metrics.observe_snapshots([
         {"type": "stock", "subject": "00700", "name": "Tencent", "change_pct": 1.0,
          "turnover_hkd": 5.0},
@@ -140,14 +153,14 @@ def test_revoked_partitions_stop_exporting_their_figures() -> None:
          "rolling": {}},
         {"type": "southbound", "subject": "total", "net_hkd": 8e9},
     ])
-    everything = [TP(topics.ticks, p) for p in range(8)]
-    everything += [TP(topics.partials, 0), TP(topics.southbound, 0)]
-    app = SimpleNamespace(consumer=Consumer(dict.fromkeys(everything, 0), {}))
-    sensor.on_rebalance_end(app, {})
+    faust_tps = [TP(topics.partials, 0), TP(topics.southbound, 0)]
+    sensor.on_rebalance_end(SimpleNamespace(consumer=Consumer(dict.fromkeys(faust_tps), {})), {})
+    sensor.sample()
     lost = partition_for("00700", 8)
-    kept = [tp for tp in everything if tp != TP(topics.ticks, lost) and tp.topic != topics.partials]
-    app = SimpleNamespace(consumer=Consumer(dict.fromkeys(kept, 0), {}))
-    sensor.on_rebalance_end(app, {})
+    ticks.owned.discard(lost)
+    sensor.on_rebalance_end(SimpleNamespace(
+        consumer=Consumer(dict.fromkeys(faust_tps[1:]), {})), {})
+    sensor.sample()
     get = metrics.registry.get_sample_value
     assert get("marketflow_stock_change_ratio", {"symbol": "00700", "name": "Tencent"}) is None
     if partition_for("09988", 8) != lost:
