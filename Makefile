@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-unit test-integration lint schemas demo bench clean
+.PHONY: help setup test test-unit test-integration lint schemas dashboards demo bench up down clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,11 +31,31 @@ lint: $(STAMP) ## ruff and mypy
 schemas: $(STAMP) ## Regenerate the JSON Schemas made from pydantic models (schemas/rules.schema.json)
 	$(BIN)/python -m tests.schemas
 
+dashboards: $(STAMP) ## Regenerate the Grafana dashboards (deploy/grafana/dashboards/*.json) from deploy/grafana/dashboards.py
+	$(BIN)/python deploy/grafana/dashboards.py
+
 demo: $(STAMP) ## Replay 24 Nov 2025 through the whole stack and print the day's summary
 	$(BIN)/marketflow demo $(ARGS)
 
 bench: $(STAMP) ## Benchmarks: throughput, latency, RSS, recovery -> bench-report.json
 	$(BIN)/python -m tests.bench.run $(ARGS)
+
+COMPOSE ?= docker compose
+COMPOSE_FILE := deploy/compose/compose.yaml
+
+up: ## The production-like stack with Docker: Kafka, Redis, Prometheus, Alertmanager, Grafana, marketflow
+	@command -v docker >/dev/null || { echo "make up needs Docker (docker compose v2)"; exit 1; }
+	@mkdir -p deploy/compose/secrets && chmod 700 deploy/compose/secrets
+	@cd deploy/compose/secrets && umask 077 && \
+	  { [ -s redis-password ] || head -c 24 /dev/urandom | base64 | tr -d '/+=' > redis-password; } && \
+	  { [ -s grafana-admin-password ] || head -c 18 /dev/urandom | base64 | tr -d '/+=' > grafana-admin-password; } && \
+	  { [ -s slack-webhook-url ] || printf '%s' "$${MARKETFLOW_SLACK_WEBHOOK_URL:-http://127.0.0.1:9/slack-webhook-not-set}" > slack-webhook-url; }
+	$(COMPOSE) -f $(COMPOSE_FILE) up --build --detach
+	@echo "Grafana http://127.0.0.1:3000 (admin / deploy/compose/secrets/grafana-admin-password)," \
+	  "Prometheus http://127.0.0.1:9090, Alertmanager http://127.0.0.1:9093"
+
+down: ## Stop the compose stack and remove its containers and volumes
+	$(COMPOSE) -f $(COMPOSE_FILE) down --volumes
 
 clean: ## Remove .venv, caches and the embedded stack's state
 	-$(BIN)/marketflow stack down 2>/dev/null

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 FAILURE = 1  # run-time failure
 USAGE = 2  # usage or configuration error
 
-SECRET_ENV = ("MARKETFLOW_REDIS_URL", "MARKETFLOW_SLACK_WEBHOOK_URL")
+SECRET_ENV = ("MARKETFLOW_REDIS_URL", "MARKETFLOW_REDIS_PASSWORD", "MARKETFLOW_SLACK_WEBHOOK_URL",
+              "MARKETFLOW_KAFKA_SASL_PASSWORD")
 
 
 class ConfigError(ValueError):
@@ -71,10 +72,16 @@ def exit_on_error(settings: Settings | None = None) -> Iterator[None]:
 
 def load_settings() -> Settings:
     """`Settings()` from the environment, or exit 2 naming each invalid setting."""
+    from marketflow.infra.kafka_security import configure
+
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as error:
         fail(describe_invalid(error), USAGE)
+    except ValueError as error:  # a MARKETFLOW_*_FILE secret that cannot be read
+        fail(f"invalid settings: {error}", USAGE)
+    configure(settings)
+    return settings
 
 
 def connect(settings: Settings, *, need_redis: bool = False, topics: bool = True,
@@ -160,6 +167,8 @@ def describe_invalid(error: ValidationError) -> str:
         loc = [str(part) for part in problem["loc"]]
         if error.title == "Topics" or loc[:1] == ["topics"]:
             name = "MARKETFLOW_TOPIC_" + "_".join(p for p in loc if p != "topics").upper()
+        elif not loc:  # a check across settings: its message names them
+            name = "settings"
         else:
             name = "MARKETFLOW_" + "_".join(loc).upper()
         line = f"  {name}: {problem['msg']}"
@@ -187,7 +196,8 @@ def scrub(message: str, settings: Settings | None = None) -> str:
     values = {os.environ.get(name, "") for name in SECRET_ENV}
     if settings is not None:
         values |= {secret.get_secret_value() for secret in
-                   (settings.redis_url, settings.slack_webhook_url) if secret is not None}
+                   (settings.redis_url, settings.redis_password, settings.slack_webhook_url,
+                    settings.kafka_sasl_password) if secret is not None}
     for value in sorted(filter(None, values), key=len, reverse=True):
         message = message.replace(value, _redacted(value))
         password = _password(value)

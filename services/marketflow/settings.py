@@ -1,16 +1,26 @@
 """Settings: one pydantic-settings class, read once at start and passed down.
 
 Every field can be set from the environment as `MARKETFLOW_<FIELD>` (for example
-`MARKETFLOW_KAFKA_BOOTSTRAP`). Secrets are `SecretStr` and never logged.
+`MARKETFLOW_KAFKA_BOOTSTRAP`). Secrets are `SecretStr` and never logged; each secret can
+also be read from a file named by `MARKETFLOW_<FIELD>_FILE` (a mounted Kubernetes or
+Docker secret), which is used when the variable itself is unset.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
+from urllib.parse import quote, urlsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from marketflow.core.windows import DEFAULT_WINDOWS, parse_windows
 
@@ -33,8 +43,43 @@ class Topics(BaseSettings):
     partials: str = "mf.internal.frame-partials"
 
 
+SECRET_FIELDS = ("redis_url", "redis_password", "slack_webhook_url", "kafka_sasl_password")
+
+
+class SecretFiles(PydanticBaseSettingsSource):
+    """`MARKETFLOW_<FIELD>_FILE=/path` for each secret field: the file's content, without
+    its trailing newline. A named file that cannot be read is an error naming the
+    variable (never the content)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name in SECRET_FIELDS:
+            variable = f"MARKETFLOW_{name.upper()}_FILE"
+            path = os.environ.get(variable)
+            if not path:
+                continue
+            try:
+                values[name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as error:
+                raise ValueError(f"{variable}: cannot read {path}: {error.strerror}") from None
+        return values
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MARKETFLOW_", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
+                                   init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, SecretFiles(settings_cls), dotenv_settings,
+                file_secret_settings)
 
     kafka_bootstrap: str | None = Field(
         default=None, description="host:port[,host:port]; unset = the embedded stack's broker"
@@ -42,11 +87,33 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = Field(
         default=None, description="redis://...; unset = the embedded stack's redis-server"
     )
+    redis_password: SecretStr | None = Field(
+        default=None, description="Redis AUTH password, put into MARKETFLOW_REDIS_URL "
+                                  "(which may then carry none)")
     slack_webhook_url: SecretStr | None = None
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = \
+        "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="CA bundle of the brokers' TLS certificates (SSL, "
+                                  "SASL_SSL); unset = the system's")
     rules: Path = PACKAGE_DATA / "rules.yaml"
     universe: Path = PACKAGE_DATA / "universe.csv"
     indices: Path = PACKAGE_DATA / "indices.csv"
     metrics_port: int = Field(default=9464, ge=0, le=65535)
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="address the worker's /metrics and health endpoints bind (0.0.0.0 in a "
+                    "container)")
+    health_port: int = Field(default=0, ge=0, le=65535,
+                             description="worker /healthz and /readyz; 0 = off")
+    notify_metrics_port: int = Field(default=0, ge=0, le=65535,
+                                     description="notify's /metrics; 0 = off")
+    market_calendar: str = Field(
+        default="XHKG", description="exchange-calendars code of the session phase metric; "
+                                    "empty = no phase")
     state_dir: Path = Path(".marketflow")
     ticks_partitions: int = Field(default=8, ge=1, le=1024)
     frame_ms: int = Field(default=1000, ge=1, le=3_600_000)
@@ -69,3 +136,25 @@ class Settings(BaseSettings):
         if not isinstance(value, str | list | tuple):
             raise ValueError("a comma-separated list of durations such as 1m,5m,15m,60m")
         return parse_windows(value, info.data.get("frame_ms") or 1)
+
+    @model_validator(mode="after")
+    def _security(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+                self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError("MARKETFLOW_KAFKA_SECURITY_PROTOCOL "
+                             f"{self.kafka_security_protocol} needs "
+                             "MARKETFLOW_KAFKA_SASL_USERNAME and MARKETFLOW_KAFKA_SASL_PASSWORD "
+                             "(or MARKETFLOW_KAFKA_SASL_PASSWORD_FILE)")
+        if self.redis_password is not None and self.redis_url is not None:
+            self.redis_url = SecretStr(with_password(self.redis_url.get_secret_value(),
+                                                     self.redis_password.get_secret_value()))
+        return self
+
+
+def with_password(url: str, password: str) -> str:
+    """`redis://host:6379/0` + password -> `redis://:password@host:6379/0` (a user in the
+    URL is kept; a password already there is replaced)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    user = quote(parts.username or "", safe="")
+    return parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}").geturl()

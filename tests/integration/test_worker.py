@@ -161,7 +161,10 @@ def test_live_equals_backtest_in_every_sink(stack: Any, tmp_path: Path, expected
         samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                    for family in text_string_to_metric_families(body.decode())
                    for s in family.samples}
-        assert samples[("marketflow_ticks_total", ())] == 4000
+        ticks = {labels: v for (name, labels), v in samples.items()
+                 if name == "marketflow_ticks_total"}
+        assert sum(ticks.values()) == 4000
+        assert {dict(labels)["partition"] for labels in ticks} <= {str(p) for p in range(8)}
         assert samples[("marketflow_market_turnover_hkd", ())] == final["market"]["turnover_hkd"]
         hsi = final["indices"]["HSI"]["change_pct"] / 100
         assert samples[("marketflow_index_change_ratio", (("index", "HSI"),))] == hsi

@@ -47,7 +47,7 @@ def test_counters_and_histograms(metrics: MarketflowMetrics) -> None:
     metrics.observe_tick_to_alert(0.004)
     get = metrics.registry.get_sample_value
     assert get("marketflow_alerts_total", {"rule": "index-up-2pct", "severity": "warning"}) == 2
-    assert get("marketflow_ticks_total") == 100
+    assert get("marketflow_ticks_total", {"partition": ""}) == 100
     assert get("marketflow_records_rejected_total", {"reason": "invalid_ts"}) == 1
     assert get("marketflow_tick_to_alert_seconds_bucket", {"le": "0.005"}) == 1
     assert get("marketflow_tick_to_alert_seconds_bucket", {"le": "0.0025"}) == 0

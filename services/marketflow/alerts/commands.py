@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from typing import Any
 
 import typer
 
@@ -19,7 +20,7 @@ def register(app: typer.Typer) -> None:
         loglevel: str = typer.Option("info", help="debug, info, warning, error."),
     ) -> None:
         """Deliver mf.alerts to Slack (Block Kit, rate-limited, each alert once)."""
-        from marketflow.alerts.notify import build_routes, run_notify
+        from marketflow.alerts.notify import build_routes, run_notify, slack_post
         from marketflow.core.rules import load_rules
 
         logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,
@@ -36,11 +37,28 @@ def register(app: typer.Typer) -> None:
         logging.getLogger("marketflow.notify").info(
             "delivering to %s", ", ".join([r.name for r in routes] + [
                 "default (Slack)" if default.webhook else "default (console)"]))
+        post = slack_post
+        if settings.notify_metrics_port:
+            post = _observed(post, settings, routes, default)
         try:
             code = asyncio.run(run_notify(prepared.bootstrap, prepared.redis_url, settings,
-                                          routes, default, group, once))
+                                          routes, default, group, once, post))
         except KeyboardInterrupt:
             code = 0
         except RuntimeError as error:
             fail(str(error), FAILURE, settings)
         raise typer.Exit(code)
+
+
+def _observed(post: Any, settings: Any, routes: list[Any], default: Any) -> Any:
+    """Serve the notifier's /metrics and count every webhook post by route and outcome."""
+    from prometheus_client import CollectorRegistry
+
+    from marketflow.observe.metrics import NotifyMetrics, serve
+    from marketflow.observe.slack import observed_post
+
+    registry = CollectorRegistry()
+    metrics = NotifyMetrics(registry)
+    serve(settings.notify_metrics_port, registry, settings.metrics_host)
+    names = {route.webhook: route.name for route in [*routes, default] if route.webhook}
+    return observed_post(post, metrics, names)

@@ -28,6 +28,7 @@ import orjson
 from marketflow.alerts.backoff import IntervalLimiter, Outcome, classify
 from marketflow.alerts.slack import digest_message
 from marketflow.core.deadletter import dead_letter
+from marketflow.infra.kafka_security import client_options
 
 log = logging.getLogger("marketflow.notify")
 DELIVERED_TTL_S = 3 * 86_400
@@ -177,7 +178,7 @@ class Notifier:
 
 
 async def run_notify(bootstrap: str, redis_url: str, settings: Any, routes: list[Route],
-                     default: Route, group: str, once: bool) -> int:
+                     default: Route, group: str, once: bool, post: Post = slack_post) -> int:
     import redis.asyncio as aioredis
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
     from rich.console import Console
@@ -186,8 +187,9 @@ async def run_notify(bootstrap: str, redis_url: str, settings: Any, routes: list
     consumer = AIOKafkaConsumer(
         topics.alerts, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
         auto_offset_reset="earliest", session_timeout_ms=int(settings.session_timeout_s * 1000),
-        heartbeat_interval_ms=int(settings.heartbeat_s * 1000), fetch_max_wait_ms=200)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        heartbeat_interval_ms=int(settings.heartbeat_s * 1000), fetch_max_wait_ms=200,
+        **client_options())
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **client_options())
     client = aioredis.Redis.from_url(redis_url)
 
     async def to_deadletter(payload: dict[str, Any] | bytes, reason: str) -> None:
@@ -198,7 +200,7 @@ async def run_notify(bootstrap: str, redis_url: str, settings: Any, routes: list
         await producer.send_and_wait(topics.deadletter, orjson.dumps(record))
 
     notifier = Notifier(client, routes, default, settings.redis_prefix, to_deadletter,
-                        console=Console())
+                        post=post, console=Console())
     await consumer.start()
     await producer.start()
     idle = 0

@@ -27,6 +27,7 @@ from marketflow.core.records import (
     parse_southbound,
     parse_ticks,
 )
+from marketflow.infra.kafka_security import client_options
 from marketflow.ingest.partitioner import partition_for
 from marketflow.settings import Topics
 
@@ -95,7 +96,7 @@ class Publisher:
             return KafkaProducer(
                 bootstrap_servers=bootstrap, acks="all", linger_ms=5, retries=5,
                 batch_size=256 * 1024, max_request_size=8 << 20,
-                request_timeout_ms=15_000, max_block_ms=15_000,
+                request_timeout_ms=15_000, max_block_ms=15_000, **client_options(),
             )
         except KafkaError as error:
             raise BrokerUnavailable(f"cannot reach the Kafka broker at {bootstrap}: "

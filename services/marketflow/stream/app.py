@@ -22,6 +22,7 @@ import faust
 from marketflow.core.frames import FramePartial
 from marketflow.core.partition import PartitionProcessor
 from marketflow.core.rules import RulesError, load_rules
+from marketflow.infra.kafka_security import client_options, faust_credentials
 from marketflow.stream.faust_patches import shorten_fetch_wait
 from marketflow.stream.replay import AlertLedger, read_partition
 from marketflow.stream.runtime import Emission, Runtime, ignore_rejects
@@ -54,7 +55,8 @@ class MarketflowApp:
             config.bootstrap, self.topics.ticks, f"{config.app_id}.ticks",
             deliver=self.ticks_batches.put,  # type: ignore[arg-type]  # a value, not an Event
             revoked=self.on_ticks_revoked, resume=self.resume_ticks,
-            session_timeout_s=config.session_timeout_s, heartbeat_s=config.heartbeat_s)
+            session_timeout_s=config.session_timeout_s, heartbeat_s=config.heartbeat_s,
+            client_options=client_options())
         runtime.ticks_behind = self.reader.behind
         runtime.ticks_owned = lambda: self.reader.owned
         self.frame_wait_warned = 0.0
@@ -67,6 +69,7 @@ class MarketflowApp:
         return faust.App(
             config.app_id,
             broker=f"kafka://{config.bootstrap}",
+            broker_credentials=faust_credentials(),
             value_serializer="raw",
             key_serializer="raw",
             store="memory://",
@@ -166,7 +169,7 @@ class MarketflowApp:
         started = time.perf_counter()
         emission = runtime.on_ticks_batch(processor, batch.records, sinks.reject)
         runtime.ticks += emission.ticks
-        sinks.count_ticks(emission.ticks)
+        sinks.count_ticks(emission.ticks, partition)
         runtime.touch(partition)
         await self.route(emission, produced_ms=batch.records[-1][2])
         sinks.metrics_batch(time.perf_counter() - started)

@@ -16,6 +16,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from marketflow.infra.kafka_security import client_options
+
 log = logging.getLogger(__name__)
 
 
@@ -27,6 +29,7 @@ async def read_partition(bootstrap: str, topic: str, partition: int, until: int,
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
         auto_offset_reset="earliest", fetch_max_wait_ms=50, max_partition_fetch_bytes=8 << 20,
+        **client_options(),
     )
     tp = TopicPartition(topic, partition)
     await consumer.start()
@@ -80,7 +83,8 @@ class AlertLedger:
         alerts: list[dict[str, Any]] = []
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap,
                                     enable_auto_commit=False, group_id=None,
-                                    auto_offset_reset="earliest", fetch_max_wait_ms=50)
+                                    auto_offset_reset="earliest", fetch_max_wait_ms=50,
+                                    **client_options())
         await consumer.start()
         try:
             partitions = consumer.partitions_for_topic(self.topic)

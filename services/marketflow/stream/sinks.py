@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaProducer
 from marketflow.core.deadletter import dead_letter
 from marketflow.core.output import Alert, Output, Snapshot
 from marketflow.core.timeutil import HKT
+from marketflow.infra.kafka_security import client_options
 from marketflow.settings import Topics
 from marketflow.stream.partials import Shipped, encode_partials
 from marketflow.stream.redis_writer import RedisWriter
@@ -72,6 +73,7 @@ class Sinks:
             producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap, acks="all", linger_ms=2,
                 max_batch_size=1 << 20, max_request_size=8 << 20, enable_idempotence=False,
+                **client_options(),
             )
             await producer.start()
             self.producer = producer
@@ -205,9 +207,9 @@ class Sinks:
         for alert in fresh:
             log.info("ALERT %s %s", alert["alert_id"], alert["message"])
 
-    def count_ticks(self, count: int) -> None:
+    def count_ticks(self, count: int, partition: int | None = None) -> None:
         if self.metrics is not None and count:
-            self.metrics.observe_ticks(count)
+            self.metrics.observe_ticks(count, partition)
 
     def metrics_batch(self, seconds: float) -> None:
         if self.metrics is not None:

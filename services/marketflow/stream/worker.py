@@ -69,14 +69,21 @@ def run_worker(settings: Settings, inputs: MarketInputs, bootstrap: str,
 
         registry = CollectorRegistry()
         metrics = MarketflowMetrics(registry)
-        serve(metrics_port, registry)
+        serve(metrics_port, registry, settings.metrics_host)
     sinks = Sinks(bootstrap, settings.topics, ledger, redis_alerts, redis_latest, metrics)
     config = WorkerConfig(
         app_id=settings.app_id, bootstrap=bootstrap, topics=settings.topics,
         ticks_partitions=settings.ticks_partitions, session_timeout_s=settings.session_timeout_s,
         heartbeat_s=settings.heartbeat_s, web_port=web_port, datadir=datadir,
     )
-    app = MarketflowApp(config, runtime, sinks, ledger, settings.rules, windows).app
+    marketflow = MarketflowApp(config, runtime, sinks, ledger, settings.rules, windows)
+    app = marketflow.app
+    from marketflow.observe.sensor import observe_worker
+
+    observe_worker(app, metrics, settings.market_calendar, settings.metrics_host,
+                   settings.health_port, settings.topics, settings.ticks_partitions,
+                   lambda: runtime.router.aggregator.pending if runtime.router else (),
+                   marketflow.reader)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
 
