@@ -182,12 +182,16 @@ async def run_notify(bootstrap: str, redis_url: str, settings: Any, routes: list
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
     from rich.console import Console
 
+    from marketflow.kafka_clients import client_kwargs
+
     topics = settings.topics
     consumer = AIOKafkaConsumer(
         topics.alerts, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
         auto_offset_reset="earliest", session_timeout_ms=int(settings.session_timeout_s * 1000),
-        heartbeat_interval_ms=int(settings.heartbeat_s * 1000), fetch_max_wait_ms=200)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        heartbeat_interval_ms=int(settings.heartbeat_s * 1000), fetch_max_wait_ms=200,
+        **client_kwargs(settings, "aiokafka"))
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                                **client_kwargs(settings, "aiokafka"))
     client = aioredis.Redis.from_url(redis_url)
 
     async def to_deadletter(payload: dict[str, Any] | bytes, reason: str) -> None:

@@ -6,6 +6,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
+from marketflow.kafka_clients import client_kwargs
 from marketflow.settings import Settings
 
 WEEK_MS = 7 * 24 * 3600 * 1000
@@ -44,7 +45,8 @@ def ensure_topics(bootstrap: str, settings: Settings) -> dict[str, str]:
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000,
+                             **client_kwargs(settings, "kafka-python"))
     try:
         existing = describe(admin)
         outcome: dict[str, str] = {}
@@ -76,10 +78,12 @@ def describe(admin: Any) -> dict[str, int]:
     return out
 
 
-def list_topics(bootstrap: str) -> dict[str, int]:
+def list_topics(bootstrap: str, settings: Settings | None = None) -> dict[str, int]:
     from kafka.admin import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    security = client_kwargs(settings, "kafka-python") if settings is not None else {}
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000,
+                             **security)
     try:
         return describe(admin)
     finally:

@@ -19,6 +19,7 @@ def run_publish(kind: str, path: Path, speed: float, batch: int, quiet: bool,
 
     from marketflow.ingest.files import read_records
     from marketflow.ingest.publisher import Publisher
+    from marketflow.kafka_clients import client_kwargs
 
     console = Console(stderr=True)
     if not path.is_file():
@@ -26,7 +27,8 @@ def run_publish(kind: str, path: Path, speed: float, batch: int, quiet: bool,
     prepared = prepare(topics=True)
     with exit_on_error(prepared.settings):
         publisher = Publisher(prepared.bootstrap, prepared.settings.topics, batch=batch,
-                              speed=speed, linger_ms=linger_ms)
+                              speed=speed, linger_ms=linger_ms,
+                              client_config=client_kwargs(prepared.settings, "kafka-python"))
     try:
         with exit_on_error(prepared.settings):
             summary = _with_progress(publisher, kind, path, console,

@@ -69,7 +69,8 @@ class Publisher:
                  speed: float = 0.0, producer: Any = None,
                  sleep: Callable[[float], None] = time.sleep, max_examples: int = 10,
                  linger_ms: int = DEFAULT_LINGER_MS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 client_config: dict[str, Any] | None = None) -> None:
         self.topics = topics
         self.batch = max(1, batch)
         self.linger_s = max(0, linger_ms) / 1000
@@ -78,7 +79,8 @@ class Publisher:
         self.speed = speed
         self.sleep = sleep
         self.max_examples = max_examples
-        self.producer = producer if producer is not None else self._connect(bootstrap)
+        self.producer = (producer if producer is not None
+                         else self._connect(bootstrap, client_config or {}))
         self.bootstrap = bootstrap
         self._partitions: int | None = None
         self._pending: dict[int, list[dict[str, Any]]] = {}
@@ -87,7 +89,8 @@ class Publisher:
         self.messages = 0
 
     @staticmethod
-    def _connect(bootstrap: str) -> Any:
+    def _connect(bootstrap: str, client_config: dict[str, Any]) -> Any:
+        """`client_config`: kafka_clients.client_kwargs(settings, "kafka-python")."""
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
@@ -95,7 +98,7 @@ class Publisher:
             return KafkaProducer(
                 bootstrap_servers=bootstrap, acks="all", linger_ms=5, retries=5,
                 batch_size=256 * 1024, max_request_size=8 << 20,
-                request_timeout_ms=15_000, max_block_ms=15_000,
+                request_timeout_ms=15_000, max_block_ms=15_000, **client_config,
             )
         except KafkaError as error:
             raise BrokerUnavailable(f"cannot reach the Kafka broker at {bootstrap}: "
