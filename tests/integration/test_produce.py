@@ -127,7 +127,7 @@ def test_unreachable_broker_exits_1(tmp_path: Path) -> None:
     path = tmp_path / "ticks.jsonl"
     make_file(path, 10, 0)
     env = dict(os.environ, MARKETFLOW_KAFKA_BOOTSTRAP="127.0.0.1:9",
-               MARKETFLOW_STATE_DIR=str(tmp_path))
+               MARKETFLOW_STATE_DIR=str(tmp_path), MARKETFLOW_CONNECT_TIMEOUT_S="1")
     done = produce(env, "ticks", str(path), "--quiet")
     assert done.returncode == 1 and "127.0.0.1:9" in done.stderr
 

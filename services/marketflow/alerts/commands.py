@@ -8,7 +8,14 @@ import sys
 
 import typer
 
-from marketflow.cli_support import FAILURE, connect, exit_on_error, fail, load_settings
+from marketflow.cli_support import (
+    FAILURE,
+    add_secrets,
+    connect,
+    exit_on_error,
+    fail,
+    load_settings,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -33,6 +40,7 @@ def register(app: typer.Typer) -> None:
         webhook = settings.slack_webhook_url
         routes, default = build_routes(webhook.get_secret_value() if webhook else None,
                                        routes_config)
+        add_secrets(route.webhook for route in routes)  # masked in every log line
         logging.getLogger("marketflow.notify").info(
             "delivering to %s", ", ".join([r.name for r in routes] + [
                 "default (Slack)" if default.webhook else "default (console)"]))

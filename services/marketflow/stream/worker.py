@@ -69,7 +69,7 @@ def run_worker(settings: Settings, inputs: MarketInputs, bootstrap: str,
 
         registry = CollectorRegistry()
         metrics = MarketflowMetrics(registry)
-        serve(metrics_port, registry)
+        serve(metrics_port, registry, settings.metrics_host)
     sinks = Sinks(bootstrap, settings.topics, ledger, redis_alerts, redis_latest, metrics)
     config = WorkerConfig(
         app_id=settings.app_id, bootstrap=bootstrap, topics=settings.topics,
@@ -97,7 +97,7 @@ def register(app: typer.Typer) -> None:
         with exit_on_error(settings):
             # fail fast, before touching the broker: reference data and rules must load
             inputs = MarketInputs.load(settings)
-        prepared = connect(settings, topics=True)
+        prepared = connect(settings, topics=True, check_redis=True)
         bootstrap, redis_url = prepared.bootstrap, prepared.redis_url
         port = settings.metrics_port if metrics_port is None else metrics_port
         logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,
