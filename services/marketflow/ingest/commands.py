@@ -21,7 +21,7 @@ def run_publish(kind: str, path: Path, speed: float, batch: int, quiet: bool,
     from marketflow.ingest.publisher import Publisher
     from marketflow.kafka_clients import client_kwargs
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # a summary line stays one line in logs
     if not path.is_file():
         fail(f"file not found: {path}", USAGE)
     prepared = prepare(topics=True)

@@ -6,6 +6,8 @@ symbol, as for a keyed record) into JSON arrays sent to that partition explicitl
 with one keyed tick per record (`batch=1`). Fewer, larger records are what keep the
 worker and the broker fast (docs/design.md, "Throughput"). A record that fails
 validation is never dropped: it is counted by reason and written to the dead-letter topic.
+A line holding an array keeps its good ticks: each bad element is dead-lettered alone, with
+its index (`source.element`).
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from marketflow.core.records import (
     SouthboundUpdate,
     Tick,
     parse_southbound,
-    parse_ticks,
 )
+from marketflow.ingest.batches import split_ticks
 from marketflow.ingest.partitioner import partition_for
 from marketflow.settings import Topics
 
@@ -129,11 +131,20 @@ class Publisher:
         self.messages = 0
         for kind, number, raw, obj in items:
             summary.lines += 1
+            records: list[Tick] | list[SouthboundUpdate]
             try:
                 if isinstance(obj, RecordError):
                     raise obj
-                records: list[Tick] | list[SouthboundUpdate] = (
-                    parse_ticks(obj) if kind == "ticks" else [parse_southbound(obj)])
+                if kind == "ticks":
+                    records, bad = split_ticks(obj)  # a batch keeps its good ticks
+                    for element in bad:
+                        if element.index is None:
+                            raise element.error
+                        self._reject(kind, summary, element.error,
+                                     orjson.dumps(element.value).decode(), source, number,
+                                     element.index)
+                else:
+                    records = [parse_southbound(obj)]
             except RecordError as error:
                 self._reject(kind, summary, error, raw or orjson.dumps(obj).decode(),
                              source, number)
@@ -148,7 +159,9 @@ class Publisher:
         return summary
 
     def _reject(self, kind: Feed, summary: PublishSummary, error: RecordError, raw: str | bytes,
-                source_file: str, number: int) -> None:
+                source_file: str, number: int, element: int | None = None) -> None:
+        """Count and dead-letter a rejected line, or one element (`element`, its index) of
+        a line's array: then the payload is that element alone."""
         summary.rejected[error.reason] += 1
         if len(summary.examples) < self.max_examples:
             summary.examples.append(f"{source_file}:{number}: {error.reason}: {error.detail}")
@@ -157,6 +170,8 @@ class Publisher:
             source_topic=topic, reason=error.reason, detail=error.detail, payload=raw,
             source_file=source_file, line=number,
             at=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"))
+        if element is not None:
+            record["source"]["element"] = element
         self.producer.send(self.topics.deadletter, orjson.dumps(record))
 
     def _send(self, kind: Feed, record: Tick | SouthboundUpdate, summary: PublishSummary
