@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     app_id: str = Field(default="marketflow", description="Faust app id = consumer group")
     session_timeout_s: float = Field(default=3.0, gt=0)
     heartbeat_s: float = Field(default=0.5, gt=0)
+    notify_give_up_s: float = Field(
+        default=600.0, gt=0, description="how long `notify` retries a failing webhook "
+        "(5xx, 429, timeouts) before it exits 1 without committing")
     topics: Topics = Field(default_factory=Topics)
     # Kafka security (every client: kafka_clients.client_kwargs); PLAINTEXT by default
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
