@@ -202,8 +202,8 @@ class Notifier:
 
     def _print(self, alert: dict[str, Any]) -> None:
         line = f"{alert['ts'][11:19]} [{alert['severity']}] {alert['message']}"
-        if self.console is not None:
-            self.console.print(line)
+        if self.console is not None:  # (not markup: "[info]" would vanish as a style tag)
+            self.console.print(line, markup=False, highlight=False)
         else:
             print(line, flush=True)
 
@@ -236,7 +236,7 @@ async def run_notify(bootstrap: str, redis_url: str, settings: Any, routes: list
         await producer.send_and_wait(topics.deadletter, orjson.dumps(record))
 
     notifier = Notifier(client, routes, default, settings.redis_prefix, to_deadletter,
-                        console=Console(), give_up_s=settings.notify_give_up_s)
+                        console=Console(soft_wrap=True), give_up_s=settings.notify_give_up_s)
     await consumer.start()
     await producer.start()
     idle = 0
