@@ -313,3 +313,19 @@ def test_waiting_for_the_broker_is_said_on_stderr(monkeypatch: pytest.MonkeyPatc
     assert err.startswith(f"marketflow: waiting for the Kafka broker at {NO_BROKER}")
     assert "error: cannot reach the Kafka broker at 127.0.0.1:9 after" in err
     assert "MARKETFLOW_CONNECT_TIMEOUT_S=0.3" in err and "Traceback" not in err
+
+
+def test_rediss_urls_give_tls_connections_to_every_redis_client() -> None:
+    """Redis TLS is the URL's business (docs/contracts.md#security): `rediss://` and its
+    ssl_* parameters reach the sync client (start-up PING) and the asyncio one (sinks,
+    notify); the password stays masked."""
+    import certifi
+    import redis.asyncio
+
+    url = (f"rediss://marketflow:{PASSWORD}@127.0.0.1:6380/0?ssl_cert_reqs=required"
+           f"&ssl_ca_certs={certifi.where()}")
+    for client in (redis.Redis.from_url(url), redis.asyncio.Redis.from_url(url)):
+        pool = client.connection_pool
+        assert pool.connection_class.__name__ == "SSLConnection"
+        assert pool.connection_kwargs["ssl_ca_certs"] == certifi.where()
+    assert mask_url(url).startswith("rediss://marketflow:***@127.0.0.1:6380/0?")
