@@ -145,6 +145,7 @@ def test_nasty_day(stack: Any, tmp_path: Path) -> None:
     from collections import Counter
 
     from tests.nasty import build_nasty_day
+    from tests.schemas import validator
 
     day = build_nasty_day(tmp_path / "nasty.jsonl", valid_oddities=True)
     topics = unique_topics(stack.bootstrap, "prodnasty")
@@ -168,13 +169,15 @@ def test_nasty_day(stack: Any, tmp_path: Path) -> None:
     assert published == expected  # each once, in file order within its partition
 
     dead = [value for _, _, value in read_all(stack.bootstrap, topics["deadletter"])]
-    got = sorted((d["source"]["line"], d["reason"], d["source"].get("element")) for d in dead)
+    got = sorted((d["source"]["line"], d["reason"], d.get("element")) for d in dead)
     assert got == sorted(day.parse_rejects, key=lambda r: (r[0], r[1], r[2] if r[2] is not None
                                                            else -1))
+    schema = validator("deadletter")
     for d in dead:
+        assert not list(schema.iter_errors(d)), d
         assert d["source"]["file"] == str(day.path) and d["partition"] is None
         assert ("payload_text" in d) != ("payload_base64" in d)
         if d["reason"] == "record_too_large":
             assert len(d["payload_text"]) == 256
-        if d["source"].get("element") is not None:
-            assert d["detail"].startswith(f"batch element {d['source']['element']}: ")
+        if d.get("element") is not None:
+            assert d["detail"].startswith(f"batch element {d['element']}: ")

@@ -7,7 +7,7 @@ with one keyed tick per record (`batch=1`). Fewer, larger records are what keep 
 worker and the broker fast (docs/design.md, "Throughput"). A record that fails
 validation is never dropped: it is counted by reason and written to the dead-letter topic.
 A line holding an array keeps its good ticks: each bad element is dead-lettered alone, with
-its index (`source.element`).
+its index (the dead letter's `element`).
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ class Publisher:
             source_file=source_file, line=number,
             at=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"))
         if element is not None:
-            record["source"]["element"] = element
+            record["element"] = element
         self.producer.send(self.topics.deadletter, orjson.dumps(record))
 
     def _send(self, kind: Feed, record: Tick | SouthboundUpdate, summary: PublishSummary
