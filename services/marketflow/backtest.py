@@ -162,6 +162,12 @@ def register(app: typer.Typer) -> None:
             if path is not None and not path.is_file():
                 typer.echo(f"error: file not found: {path}", err=True)
                 raise typer.Exit(2)
+            try:
+                if path is not None:
+                    path.open("rb").close()
+            except OSError as error:
+                typer.echo(f"error: cannot read {path}: {error.strerror or error}", err=True)
+                raise typer.Exit(2) from None
         try:
             result = run_backtest(universe, indices, rules, ticks, southbound, frame_ms,
                                   window_names)

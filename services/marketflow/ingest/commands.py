@@ -24,6 +24,10 @@ def run_publish(kind: str, path: Path, speed: float, batch: int, quiet: bool,
     console = Console(stderr=True, soft_wrap=True)  # a summary line stays one line in logs
     if not path.is_file():
         fail(f"file not found: {path}", USAGE)
+    try:
+        path.open("rb").close()
+    except OSError as error:
+        fail(f"cannot read {path}: {error.strerror or error}", USAGE)
     prepared = prepare(topics=True)
     with exit_on_error(prepared.settings):
         publisher = Publisher(prepared.bootstrap, prepared.settings.topics, batch=batch,
