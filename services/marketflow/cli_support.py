@@ -183,15 +183,15 @@ def exit_code(error: BaseException) -> int | None:
     from marketflow.core.refdata import ReferenceDataError
     from marketflow.core.rules import RulesError
     from marketflow.infra.embedded import MissingExtra, StackError
-    from marketflow.infra.topics import TopicMismatch
+    from marketflow.infra.topics import TopicMismatch, TopicMissing
     from marketflow.ingest.publisher import BrokerUnavailable
     from marketflow.sim.scenario import ScenarioError
 
     if isinstance(error, ValidationError | ConfigError | RulesError | ReferenceDataError
                   | ScenarioError | MissingExtra):
         return USAGE
-    if isinstance(error, Unreachable | StackError | TopicMismatch | BrokerUnavailable
-                  | KafkaError | redis.RedisError):
+    if isinstance(error, Unreachable | StackError | TopicMismatch | TopicMissing
+                  | BrokerUnavailable | KafkaError | redis.RedisError):
         return FAILURE
     return None
 

@@ -118,3 +118,20 @@ def test_giving_up_exits_1_naming_the_setting(tmp_path: Path, port: int) -> None
     assert f"error: cannot reach the Kafka broker at 127.0.0.1:{port} after" in done.stderr
     assert "MARKETFLOW_CONNECT_TIMEOUT_S=2" in done.stderr
     assert "Traceback" not in done.stderr and PASSWORD not in done.stderr + done.stdout
+
+
+def test_notify_waits_for_its_topic_and_creates_none(stack: Any, tmp_path: Path) -> None:
+    """Subscribing would make the broker auto-create mf.alerts with its default partition
+    count (and the worker then refuses the topic): notify waits for it instead."""
+    from marketflow.infra.topics import list_topics
+
+    missing = f"missing-{free_port()}.alerts"
+    env = dict(os.environ, MARKETFLOW_KAFKA_BOOTSTRAP=stack.bootstrap,
+               MARKETFLOW_REDIS_URL=stack.redis_url, MARKETFLOW_TOPIC_ALERTS=missing,
+               MARKETFLOW_STATE_DIR=str(tmp_path), MARKETFLOW_CONNECT_TIMEOUT_S="2")
+    done = subprocess.run([sys.executable, "-m", "marketflow.cli", "notify", "--once"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert f"marketflow: waiting for topic {missing}" in done.stderr
+    assert "notify creates no topic" in done.stderr and "Traceback" not in done.stderr
+    assert missing not in list_topics(stack.bootstrap)
