@@ -7,8 +7,8 @@ starts one `marketflow worker` on the bundled universe and rules, and publishes 
 ticks for the bundled universe at `--rate` ticks/s (event time advancing with wall time
 from 09:30 HKT, per-partition JSON arrays of up to `--batch` ticks, as `produce` writes
 them), two index ticks and two southbound updates a second. Every `--sample-s` seconds it
-samples, from the broker, the worker group's consumer lag on md.ticks (committed offsets
-against the high watermark of a fetch: tansu's ListOffsets LATEST is wrong, see
+samples, from the broker, the worker's consumer lag on md.ticks (its group's committed
+offsets against the high watermark of a fetch: tansu's ListOffsets LATEST is wrong, see
 docs/contracts.md), the worker's RSS, and new error lines in the worker's log. Then it
 waits up to `--drain-s` for the worker to catch up and prints a verdict:
 
@@ -219,8 +219,15 @@ class Lag:
         self.tps = [TopicPartition(topic, p) for p in range(partitions)]
 
     def committed(self) -> dict[int, int]:
-        offsets = self.admin.list_group_offsets({APP_ID: self.tps})[APP_ID]
-        return {tp.partition: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+        """The offsets of whichever group reads md.ticks: `{app_id}.ticks` (the worker's
+        own ticks reader, when it has one) or the Faust app's group `{app_id}`."""
+        for group in (f"{APP_ID}.ticks", APP_ID):
+            offsets = self.admin.list_group_offsets({group: self.tps})[group]
+            found = {tp.partition: meta.offset for tp, meta in offsets.items()
+                     if meta.offset >= 0}
+            if found:
+                return found
+        return {}
 
     def sample(self) -> tuple[dict[int, int], dict[int, int]]:
         """One partition at a time: kafka-python learns a partition's high watermark when
