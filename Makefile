@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-unit test-integration lint schemas dashboards demo bench up down clean
+.PHONY: help setup test test-unit test-integration lint schemas dashboards demo bench soak up down clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,6 +39,9 @@ demo: $(STAMP) ## Replay 24 Nov 2025 through the whole stack and print the day's
 
 bench: $(STAMP) ## Benchmarks: throughput, latency, RSS, recovery -> bench-report.json
 	$(BIN)/python -m tests.bench.run $(ARGS)
+
+soak: $(STAMP) ## One worker fed for 10 min at 50k ticks/s: lag, RSS, errors -> PASS/FAIL (ARGS="--minutes 1 --rate 20000")
+	$(BIN)/python -m tests.soak.run $(ARGS)
 
 COMPOSE ?= docker compose
 COMPOSE_FILE := deploy/compose/compose.yaml

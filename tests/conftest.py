@@ -49,3 +49,21 @@ def redis_client(stack: Stack) -> Iterator[object]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture(autouse=True)
+def _restore_output_hooks() -> Iterator[None]:
+    """Commands run in-process (CliRunner) install secret masking on logging and the
+    excepthooks (marketflow.cli_support.protect_output); each test starts without it."""
+    import logging
+    import sys
+    import threading
+
+    saved = (logging.getLogRecordFactory(), sys.excepthook, threading.excepthook)
+    yield
+    logging.setLogRecordFactory(saved[0])
+    sys.excepthook, threading.excepthook = saved[1], saved[2]
+    from marketflow import cli_support
+
+    cli_support._protected.clear()
+    cli_support._EXTRA_SECRETS.clear()

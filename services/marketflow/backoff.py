@@ -9,7 +9,7 @@ import random
 def backoff_delay(attempt: int, base: float = 0.5, cap: float = 30.0, jitter: float = 0.2,
                   rng: random.Random | None = None) -> float:
     """Exponential backoff for the `attempt`-th retry (1-based), capped, with +-jitter."""
-    delay = min(cap, base * 2 ** max(0, attempt - 1))
+    delay = min(cap, base * 2.0 ** min(max(0, attempt - 1), 1000))  # no float overflow
     if jitter and rng is not None:
         delay *= 1 + rng.uniform(-jitter, jitter)
     return delay

@@ -17,7 +17,6 @@ from marketflow.core.records import (
     SouthboundUpdate,
     Tick,
     parse_southbound,
-    parse_ticks,
 )
 from marketflow.core.refdata import ReferenceData, ReferenceDataError
 from marketflow.core.rules import RulesError, load_rules
@@ -29,6 +28,7 @@ _TICK, _SOUTHBOUND = 0, 1
 def _events(pipeline: Pipeline, ticks: Path,
             southbound: Path | None) -> Iterator[tuple[int, int, int, Tick | SouthboundUpdate]]:
     """Both inputs merged by event time (stable: file order within each, ticks first on ties)."""
+    from marketflow.ingest.batches import split_ticks
     from marketflow.ingest.files import read_records
 
     def tick_events() -> Iterator[tuple[int, int, int, Tick | SouthboundUpdate]]:
@@ -36,11 +36,9 @@ def _events(pipeline: Pipeline, ticks: Path,
             if isinstance(obj, RecordError):
                 pipeline.reject(obj.reason)
                 continue
-            try:
-                batch = parse_ticks(obj)
-            except RecordError as error:
-                pipeline.reject(error.reason)
-                continue
+            batch, bad = split_ticks(obj)  # an array keeps its good ticks
+            for element in bad:
+                pipeline.reject(element.error.reason)
             for tick in batch:
                 yield tick.ts, _TICK, n, tick
 
@@ -164,6 +162,12 @@ def register(app: typer.Typer) -> None:
             if path is not None and not path.is_file():
                 typer.echo(f"error: file not found: {path}", err=True)
                 raise typer.Exit(2)
+            try:
+                if path is not None:
+                    path.open("rb").close()
+            except OSError as error:
+                typer.echo(f"error: cannot read {path}: {error.strerror or error}", err=True)
+                raise typer.Exit(2) from None
         try:
             result = run_backtest(universe, indices, rules, ticks, southbound, frame_ms,
                                   window_names)

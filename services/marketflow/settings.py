@@ -43,7 +43,8 @@ class Topics(BaseSettings):
     partials: str = "mf.internal.frame-partials"
 
 
-SECRET_FIELDS = ("redis_url", "redis_password", "slack_webhook_url", "kafka_sasl_password")
+SECRET_FIELDS = ("redis_url", "redis_password", "slack_webhook_url")
+# (the Kafka SASL password has its own MARKETFLOW_KAFKA_SASL_PASSWORD_FILE field)
 
 
 class SecretFiles(PydanticBaseSettingsSource):
@@ -70,7 +71,6 @@ class SecretFiles(PydanticBaseSettingsSource):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MARKETFLOW_", extra="ignore")
-
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],
                                    init_settings: PydanticBaseSettingsSource,
@@ -91,22 +91,15 @@ class Settings(BaseSettings):
         default=None, description="Redis AUTH password, put into MARKETFLOW_REDIS_URL "
                                   "(which may then carry none)")
     slack_webhook_url: SecretStr | None = None
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = \
-        "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_cafile: Path | None = Field(
-        default=None, description="CA bundle of the brokers' TLS certificates (SSL, "
-                                  "SASL_SSL); unset = the system's")
     rules: Path = PACKAGE_DATA / "rules.yaml"
     universe: Path = PACKAGE_DATA / "universe.csv"
     indices: Path = PACKAGE_DATA / "indices.csv"
     metrics_port: int = Field(default=9464, ge=0, le=65535)
-    metrics_host: str = Field(
-        default="127.0.0.1",
-        description="address the worker's /metrics and health endpoints bind (0.0.0.0 in a "
-                    "container)")
+    metrics_host: str = Field(default="127.0.0.1", min_length=1,
+                              description="address /metrics binds; 0.0.0.0 = every interface")
+    connect_timeout_s: float = Field(
+        default=60.0, ge=0, description="how long a command waits for the broker (and Redis "
+        "when it needs it) to answer at start, retrying with backoff; 0 = try once")
     health_port: int = Field(default=0, ge=0, le=65535,
                              description="worker /healthz and /readyz; 0 = off")
     notify_metrics_port: int = Field(default=0, ge=0, le=65535,
@@ -126,7 +119,22 @@ class Settings(BaseSettings):
     app_id: str = Field(default="marketflow", description="Faust app id = consumer group")
     session_timeout_s: float = Field(default=3.0, gt=0)
     heartbeat_s: float = Field(default=0.5, gt=0)
+    notify_give_up_s: float = Field(
+        default=600.0, gt=0, description="how long `notify` retries a failing webhook "
+        "(5xx, 429, timeouts) before it exits 1 without committing")
     topics: Topics = Field(default_factory=Topics)
+    # Kafka security (every client: kafka_clients.client_kwargs); PLAINTEXT by default
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password_file: Path | None = Field(
+        default=None, description="a file holding the SASL password (read once at start)")
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_check_hostname: bool = True
 
     @field_validator("windows", mode="before")
     @classmethod
@@ -137,14 +145,48 @@ class Settings(BaseSettings):
             raise ValueError("a comma-separated list of durations such as 1m,5m,15m,60m")
         return parse_windows(value, info.data.get("frame_ms") or 1)
 
+    @field_validator("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile",
+                     "kafka_sasl_password_file")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
     @model_validator(mode="after")
-    def _security(self) -> Settings:
-        if self.kafka_security_protocol.startswith("SASL_") and not (
-                self.kafka_sasl_username and self.kafka_sasl_password):
-            raise ValueError("MARKETFLOW_KAFKA_SECURITY_PROTOCOL "
-                             f"{self.kafka_security_protocol} needs "
-                             "MARKETFLOW_KAFKA_SASL_USERNAME and MARKETFLOW_KAFKA_SASL_PASSWORD "
-                             "(or MARKETFLOW_KAFKA_SASL_PASSWORD_FILE)")
+    def _kafka_security(self) -> Settings:
+        """SASL needs a mechanism, a user and one password (given, or read from its file
+        here, once); SSL files only with an SSL protocol. Messages name the variables."""
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        ssl = self.kafka_security_protocol.endswith("SSL")
+        protocol = f"MARKETFLOW_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}"
+        if self.kafka_sasl_password_file is not None:
+            if self.kafka_sasl_password is not None:
+                raise ValueError("set MARKETFLOW_KAFKA_SASL_PASSWORD or "
+                                 "MARKETFLOW_KAFKA_SASL_PASSWORD_FILE, not both")
+            text = self.kafka_sasl_password_file.read_text(encoding="utf-8").strip()
+            if not text:
+                raise ValueError("MARKETFLOW_KAFKA_SASL_PASSWORD_FILE is empty")
+            self.kafka_sasl_password = SecretStr(text)
+        given = [name for name, value in (
+            ("MECHANISM", self.kafka_sasl_mechanism), ("USERNAME", self.kafka_sasl_username),
+            ("PASSWORD", self.kafka_sasl_password)) if value is not None]
+        if sasl and len(given) < 3:
+            missing = sorted({"MECHANISM", "USERNAME", "PASSWORD"} - set(given))
+            raise ValueError(f"{protocol} needs " + ", ".join(
+                f"MARKETFLOW_KAFKA_SASL_{name}" for name in missing))
+        if not sasl and given:
+            raise ValueError(f"MARKETFLOW_KAFKA_SASL_{given[0]} is set but {protocol}; use "
+                             "SASL_SSL or SASL_PLAINTEXT")
+        files = [name for name, value in (
+            ("CAFILE", self.kafka_ssl_cafile), ("CERTFILE", self.kafka_ssl_certfile),
+            ("KEYFILE", self.kafka_ssl_keyfile)) if value is not None]
+        if not ssl and files:
+            raise ValueError(f"MARKETFLOW_KAFKA_SSL_{files[0]} is set but {protocol}; use "
+                             "SSL or SASL_SSL")
+        if (self.kafka_ssl_keyfile is None) != (self.kafka_ssl_certfile is None):
+            raise ValueError("MARKETFLOW_KAFKA_SSL_CERTFILE and MARKETFLOW_KAFKA_SSL_KEYFILE "
+                             "go together (a client certificate and its key)")
         if self.redis_password is not None and self.redis_url is not None:
             self.redis_url = SecretStr(with_password(self.redis_url.get_secret_value(),
                                                      self.redis_password.get_secret_value()))

@@ -127,7 +127,7 @@ def test_unreachable_broker_exits_1(tmp_path: Path) -> None:
     path = tmp_path / "ticks.jsonl"
     make_file(path, 10, 0)
     env = dict(os.environ, MARKETFLOW_KAFKA_BOOTSTRAP="127.0.0.1:9",
-               MARKETFLOW_STATE_DIR=str(tmp_path))
+               MARKETFLOW_STATE_DIR=str(tmp_path), MARKETFLOW_CONNECT_TIMEOUT_S="1")
     done = produce(env, "ticks", str(path), "--quiet")
     assert done.returncode == 1 and "127.0.0.1:9" in done.stderr
 
@@ -135,3 +135,49 @@ def test_unreachable_broker_exits_1(tmp_path: Path) -> None:
 def test_missing_file_exits_2(tmp_path: Path) -> None:
     done = produce(dict(os.environ), "ticks", str(tmp_path / "nope.jsonl"))
     assert done.returncode == 2 and "not found" in done.stderr
+
+
+def test_nasty_day(stack: Any, tmp_path: Path) -> None:
+    """The small day with the corpus of tests/data/nasty mixed in (tests/nasty.py): every bad
+    line and every bad element of an array dead-lettered with its reason, line and index,
+    every valid tick (the good elements of mixed arrays included) published once, in order
+    per partition, a summary, exit 0."""
+    from collections import Counter
+
+    from tests.nasty import build_nasty_day
+    from tests.schemas import validator
+
+    day = build_nasty_day(tmp_path / "nasty.jsonl", valid_oddities=True)
+    topics = unique_topics(stack.bootstrap, "prodnasty")
+    env = dict(os.environ, MARKETFLOW_KAFKA_BOOTSTRAP=stack.bootstrap,
+               MARKETFLOW_STATE_DIR=str(tmp_path),
+               **{f"MARKETFLOW_TOPIC_{k.upper()}": v for k, v in topics.items()})
+    done = produce(env, "ticks", str(day.path), "--quiet")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    rejected = Counter(reason for _, reason, _ in day.parse_rejects)
+    reasons = ", ".join(f"{r}={n}" for r, n in sorted(rejected.items()))
+    assert (f"sent {len(day.valid):,} ticks" in done.stderr
+            and f"rejected {len(day.parse_rejects)} ({reasons})" in done.stderr), done.stderr
+
+    published: dict[int, list[Any]] = {}
+    for partition, _, value in read_all(stack.bootstrap, topics["ticks"]):
+        published.setdefault(partition, []).extend(value if isinstance(value, list) else [value])
+    expected: dict[int, list[Any]] = {}
+    for tick in day.valid:
+        expected.setdefault(partition_for(tick["symbol"], 8), []).append(tick)
+    assert published == expected  # each once, in file order within its partition
+
+    dead = [value for _, _, value in read_all(stack.bootstrap, topics["deadletter"])]
+    got = sorted((d["source"]["line"], d["reason"], d.get("element")) for d in dead)
+    assert got == sorted(day.parse_rejects, key=lambda r: (r[0], r[1], r[2] if r[2] is not None
+                                                           else -1))
+    schema = validator("deadletter")
+    for d in dead:
+        assert not list(schema.iter_errors(d)), d
+        assert d["source"]["file"] == str(day.path) and d["partition"] is None
+        assert ("payload_text" in d) != ("payload_base64" in d)
+        if d["reason"] == "record_too_large":
+            assert len(d["payload_text"]) == 256
+        if d.get("element") is not None:
+            assert d["detail"].startswith(f"batch element {d['element']}: ")

@@ -9,7 +9,15 @@ from typing import Any
 
 import typer
 
-from marketflow.cli_support import FAILURE, connect, exit_on_error, fail, load_settings
+from marketflow.cli_support import (
+    FAILURE,
+    add_secrets,
+    connect,
+    exit_on_error,
+    fail,
+    load_settings,
+    say,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -22,6 +30,7 @@ def register(app: typer.Typer) -> None:
         """Deliver mf.alerts to Slack (Block Kit, rate-limited, each alert once)."""
         from marketflow.alerts.notify import build_routes, run_notify, slack_post
         from marketflow.core.rules import load_rules
+        from marketflow.infra.topics import wait_for_topic
 
         logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -31,9 +40,13 @@ def register(app: typer.Typer) -> None:
         # Redis remembers which alerts were delivered
         prepared = connect(settings, need_redis=True, topics=False)
         assert prepared.redis_url is not None  # need_redis
+        with exit_on_error(settings):  # subscribing to a missing topic would create it
+            wait_for_topic(prepared.bootstrap, settings, settings.topics.alerts,
+                           on_wait=lambda message: say(message, settings))
         webhook = settings.slack_webhook_url
         routes, default = build_routes(webhook.get_secret_value() if webhook else None,
                                        routes_config)
+        add_secrets(route.webhook for route in routes)  # masked in every log line
         logging.getLogger("marketflow.notify").info(
             "delivering to %s", ", ".join([r.name for r in routes] + [
                 "default (Slack)" if default.webhook else "default (console)"]))

@@ -137,6 +137,10 @@ def normalise_symbol(raw: object) -> str:
 # --- event time ----------------------------------------------------------------------
 
 _MIN_TS = 946_684_800_000  # 2000-01-01
+# Bounds that keep every number a 64-bit integer on the wire (orjson writes no larger):
+MAX_AMOUNT = 10**13  # a price, turnover or amount in HK$ (or index points)
+MAX_INT = 2**63  # qty, seq: |x| < 2**63
+MAX_QTY = 10**12  # shares in one trade, so that price * qty stays within 64 bits
 _MAX_TS = 4_102_444_800_000  # 2100-01-01
 
 
@@ -152,8 +156,8 @@ def parse_ts(raw: object) -> int:
         value = int(raw)
     elif isinstance(raw, str):
         text = raw.strip()
-        if text.isdigit():
-            value = int(text)
+        if text.isdigit() and text.isascii():
+            value = int(text) if len(text) <= 16 else _MAX_TS  # longer: out of range
         else:
             try:
                 parsed = dt.datetime.fromisoformat(text)
@@ -181,10 +185,14 @@ def to_fixed(raw: object, places: int, reason: str, name: str) -> int:
     if isinstance(raw, bool):
         raise RecordError(reason, f"{name} must be a number, got a bool")
     if isinstance(raw, int):
+        if abs(raw) >= MAX_AMOUNT:
+            raise RecordError(reason, f"{name} out of range (at most 1e13): {raw!r}")
         return raw * 10**places
     if isinstance(raw, float):
         if not math.isfinite(raw):
             raise RecordError(reason, f"{name} must be finite, got {raw!r}")
+        if abs(raw) >= MAX_AMOUNT:
+            raise RecordError(reason, f"{name} out of range (at most 1e13): {raw!r}")
         scaled = raw * 10**places
         nearest = round(scaled)
         if abs(scaled - nearest) < 0.25 and abs(scaled) < 1e14:
@@ -195,11 +203,13 @@ def to_fixed(raw: object, places: int, reason: str, name: str) -> int:
     else:
         raise RecordError(reason, f"{name} must be a number, got {type(raw).__name__}")
     try:
-        number = Decimal(text)
+        number = Decimal(text[:64])
     except InvalidOperation:
-        raise RecordError(reason, f"{name} is not a number: {raw!r}") from None
+        raise RecordError(reason, f"{name} is not a number: {raw!r:.80}") from None
     if not number.is_finite():
         raise RecordError(reason, f"{name} must be finite, got {raw!r}")
+    if len(text) > 64 or number.adjusted() >= 13:  # |x| >= MAX_AMOUNT, without arithmetic
+        raise RecordError(reason, f"{name} out of range (at most 1e13): {raw!r:.80}")
     return int(number.scaleb(places).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
@@ -214,13 +224,16 @@ def _half_even_div(numerator: int, denominator: int) -> int:
 def parse_int(raw: object, reason: str, name: str) -> int:
     if isinstance(raw, bool):
         raise RecordError(reason, f"{name} must be an integer, got a bool")
-    if isinstance(raw, int):
-        return raw
+    value = raw
     if isinstance(raw, float) and raw.is_integer():
-        return int(raw)
-    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
-        return int(raw.strip())
-    raise RecordError(reason, f"{name} must be an integer, got {raw!r}")
+        value = int(raw)
+    elif isinstance(raw, str) and raw.strip().lstrip("-").isdigit() and raw.isascii():
+        value = int(raw.strip()) if len(raw.strip()) <= 20 else MAX_INT
+    if isinstance(value, int):
+        if not -MAX_INT < value < MAX_INT:
+            raise RecordError(reason, f"{name} out of range (64-bit): {raw!r:.80}")
+        return value
+    raise RecordError(reason, f"{name} must be an integer, got {raw!r:.80}")
 
 
 # --- records -------------------------------------------------------------------------
@@ -301,7 +314,7 @@ def _parse_fast(obj: dict[str, Any]) -> Tick | None:
     ts = obj.get("ts")
     price = obj.get("price")
     qty = obj.get("qty", 0)
-    if type(symbol) is not str or type(qty) is not int or qty < 0:
+    if type(symbol) is not str or type(qty) is not int or not 0 <= qty <= MAX_QTY:
         return None
     if len(symbol) != 5 or not symbol.isdigit() or symbol == "00000":
         symbol = _fast_symbol(symbol)
@@ -342,7 +355,9 @@ def _parse_fast(obj: dict[str, Any]) -> Tick | None:
     else:
         return None
     seq = obj.get("seq")
-    if seq is not None and type(seq) is not int:
+    if seq is not None and (type(seq) is not int or not -MAX_INT < seq < MAX_INT):
+        return None
+    if cents >= MAX_AMOUNT * 100:
         return None
     return Tick(symbol, ts, milli, qty, int(cents), seq, kind)  # type: ignore[arg-type]
 
@@ -361,11 +376,13 @@ def _parse_tick(obj: object) -> Tick:
         raise RecordError("invalid_price", f"price must be > 0, got {obj['price']!r}")
     raw_qty = obj.get("qty")
     qty = 0 if raw_qty is None or raw_qty == "" else parse_int(raw_qty, "invalid_qty", "qty")
-    if qty < 0:
-        raise RecordError("invalid_qty", f"qty must be >= 0, got {qty}")
+    if not 0 <= qty <= MAX_QTY:
+        raise RecordError("invalid_qty", f"qty must be >= 0 and at most 1e12, got {qty}")
     raw_turnover = obj.get("turnover")
     if raw_turnover is None or raw_turnover == "":
         turnover = _half_even_div(price * qty, 10)
+        if turnover >= MAX_AMOUNT * 100:
+            raise RecordError("invalid_turnover", "price * qty out of range (at most 1e13)")
     else:
         turnover = to_fixed(raw_turnover, 2, "invalid_turnover", "turnover")
         if turnover < 0:

@@ -66,5 +66,6 @@ def register(app: typer.Typer) -> None:
                 for name, outcome in ensure_topics(prepared.bootstrap,
                                                    prepared.settings).items():
                     typer.echo(f"{outcome:8} {name}")
-            for name, partitions in sorted(list_topics(prepared.bootstrap).items()):
+            listed = list_topics(prepared.bootstrap, prepared.settings)
+            for name, partitions in sorted(listed.items()):
                 typer.echo(f"{partitions:4}  {name}")

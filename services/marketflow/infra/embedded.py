@@ -21,15 +21,17 @@ import contextlib
 import ctypes
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from marketflow.backoff import backoff_delays as _backoff_delays
+from marketflow.backoff import backoff_delay
 
 STACK_FILE = "stack.json"
 _PR_SET_PDEATHSIG = 1
@@ -291,24 +293,65 @@ def resolve_endpoints(settings: Any) -> Endpoints:
     return Endpoints(info.bootstrap, redis, True)
 
 
-def backoff_delays(attempts: int, base: float = 0.2, cap: float = 2.0) -> list[float]:
-    """Waits between connection attempts: marketflow.backoff's policy, short and unjittered."""
-    return _backoff_delays(attempts, base, cap)
+class NotYet(Exception):
+    """A probe's way of saying: not answering yet, try again (the reason is the message)."""
 
 
-def check_reachable(bootstrap: str, attempts: int = 5,
-                    sleep: Any = time.sleep) -> None:
-    """Fail fast, with a clear message, when no bootstrap server accepts a connection."""
+CONNECT_BACKOFF = (0.25, 5.0)  # base and cap (s) of the waits between connection attempts
+REPORT_EVERY_S = 10.0  # how often a wait is reported after its first report
+
+
+def wait_until(probe: Callable[[], None], what: str, timeout_s: float, *,
+               sleep: Callable[[float], None] = time.sleep,
+               clock: Callable[[], float] = time.monotonic,
+               on_wait: Callable[[str], None] | None = None,
+               rng: random.Random | None = None) -> None:
+    """Call `probe` until it returns, for at most `timeout_s` (0: once). It raises `NotYet`
+    while `what` does not answer; anything else it raises goes through at once (a wrong
+    password does not heal by waiting). Waits follow marketflow.backoff's policy (0.25 s
+    doubling, cap 5 s, +-20% jitter); `on_wait` hears about the wait at the first failure
+    and then every 10 s. Gives up with `StackError` naming `what` and the setting."""
+    rng = rng or random.Random()
+    started = clock()
+    reported = float("-inf")
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            probe()
+            return
+        except NotYet as error:
+            reason = str(error)
+        elapsed = clock() - started
+        left = timeout_s - elapsed
+        if left <= 0:
+            raise StackError(
+                f"cannot reach {what} after {attempt} attempt(s) in {elapsed:.1f}s ({reason}); "
+                f"waited MARKETFLOW_CONNECT_TIMEOUT_S={timeout_s:g}s")
+        if on_wait is not None and clock() - reported >= REPORT_EVERY_S:
+            on_wait(f"waiting for {what} ({reason}); retrying for up to {left:.0f}s more")
+            reported = clock()
+        sleep(min(left, backoff_delay(attempt, *CONNECT_BACKOFF, rng=rng)))
+
+
+def check_reachable(bootstrap: str, timeout_s: float = 0.0, *,
+                    sleep: Callable[[float], None] = time.sleep,
+                    clock: Callable[[], float] = time.monotonic,
+                    on_wait: Callable[[str], None] | None = None) -> None:
+    """Wait (up to `timeout_s`) until a bootstrap server accepts a TCP connection; a clear
+    `StackError` when none does."""
     servers = [s.strip() for s in bootstrap.split(",") if s.strip()]
-    delays = backoff_delays(attempts)
-    for attempt in range(attempts):
+
+    def probe() -> None:
+        reasons = []
         for server in servers:
             host, _, port = server.rpartition(":")
             try:
                 with socket.create_connection((host or "127.0.0.1", int(port)), timeout=1.0):
                     return
-            except (OSError, ValueError):
-                continue
-        if attempt < len(delays):
-            sleep(delays[attempt])
-    raise StackError(f"cannot reach the Kafka broker at {bootstrap} after {attempts} attempts")
+            except (OSError, ValueError) as error:
+                reasons.append(getattr(error, "strerror", None) or str(error))
+        raise NotYet(", ".join(dict.fromkeys(reasons)) or "no bootstrap server")
+
+    wait_until(probe, f"the Kafka broker at {bootstrap}", timeout_s, sleep=sleep, clock=clock,
+               on_wait=on_wait)

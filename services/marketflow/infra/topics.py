@@ -6,7 +6,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-from marketflow.infra.kafka_security import client_options
+from marketflow.kafka_clients import client_kwargs
 from marketflow.settings import Settings
 
 WEEK_MS = 7 * 24 * 3600 * 1000
@@ -46,7 +46,7 @@ def ensure_topics(bootstrap: str, settings: Settings) -> dict[str, str]:
     from kafka.errors import TopicAlreadyExistsError
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000,
-                             **client_options())
+                             **client_kwargs(settings, "kafka-python"))
     try:
         existing = describe(admin)
         outcome: dict[str, str] = {}
@@ -78,12 +78,37 @@ def describe(admin: Any) -> dict[str, int]:
     return out
 
 
-def list_topics(bootstrap: str) -> dict[str, int]:
+def list_topics(bootstrap: str, settings: Settings | None = None) -> dict[str, int]:
     from kafka.admin import KafkaAdminClient
 
+    security = client_kwargs(settings, "kafka-python") if settings is not None else {}
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000,
-                             **client_options())
+                             **security)
     try:
         return describe(admin)
     finally:
         admin.close()
+
+
+def wait_for_topic(bootstrap: str, settings: Settings, topic: str,
+                   on_wait: Any = None) -> None:
+    """Wait (up to MARKETFLOW_CONNECT_TIMEOUT_S) until `topic` exists. For a consumer that
+    must not create it: aiokafka's metadata requests ask the broker to auto-create the
+    topics a consumer subscribes to (with the broker's default partition count), which
+    would make the worker's own creation fail with a partition mismatch."""
+    from marketflow.infra.embedded import NotYet, StackError, wait_until
+
+    def probe() -> None:
+        if topic not in list_topics(bootstrap, settings):
+            raise NotYet(f"topic {topic} does not exist yet")
+
+    try:
+        wait_until(probe, f"topic {topic} on {bootstrap}", settings.connect_timeout_s,
+                   on_wait=on_wait)
+    except StackError as error:
+        raise TopicMissing(f"{error}; start the worker or run `marketflow topics --create` "
+                           "first (notify creates no topic)") from None
+
+
+class TopicMissing(RuntimeError):
+    """A topic a command reads is not there (and the command must not create it)."""

@@ -19,14 +19,20 @@ def run_publish(kind: str, path: Path, speed: float, batch: int, quiet: bool,
 
     from marketflow.ingest.files import read_records
     from marketflow.ingest.publisher import Publisher
+    from marketflow.kafka_clients import client_kwargs
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # a summary line stays one line in logs
     if not path.is_file():
         fail(f"file not found: {path}", USAGE)
+    try:
+        path.open("rb").close()
+    except OSError as error:
+        fail(f"cannot read {path}: {error.strerror or error}", USAGE)
     prepared = prepare(topics=True)
     with exit_on_error(prepared.settings):
         publisher = Publisher(prepared.bootstrap, prepared.settings.topics, batch=batch,
-                              speed=speed, linger_ms=linger_ms)
+                              speed=speed, linger_ms=linger_ms,
+                              client_config=client_kwargs(prepared.settings, "kafka-python"))
     try:
         with exit_on_error(prepared.settings):
             summary = _with_progress(publisher, kind, path, console,

@@ -5,13 +5,16 @@ for a JSON-lines tick batch) or a `RecordError` saying why the line is unusable;
 caller decides whether that becomes a dead letter. `raw` is the line's text, or its bytes
 when they are not UTF-8 (a dead letter then keeps them as base64). Empty lines are
 skipped; a byte-order mark and CRLF line ends are accepted. One bad line never stops the
-file: every other line is still read.
+file: every other line is still read. A compressed stream that breaks (a truncated .gz, or
+a plain file that starts with the gzip magic bytes) ends the file with one
+`invalid_encoding` record naming the line where reading stopped.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, cast
@@ -44,19 +47,33 @@ def _is_csv(path: Path, first_line: bytes) -> bool:
 
 def read_records(path: Path) -> Iterator[tuple[int, str | bytes, Any]]:
     with _open(path) as handle:
-        first = handle.readline()
-        if first.startswith(BOM):
+        raw_lines = _lines(handle)
+        first = next(raw_lines, b"")
+        if isinstance(first, bytes) and first.startswith(BOM):
             first = first[len(BOM):]
-        lines = _decoded(_chain(first, handle))
-        if _is_csv(path, first):
+        lines = _decoded(_chain(first, raw_lines))
+        if _is_csv(path, first if isinstance(first, bytes) else b""):
             yield from _read_csv(lines)
         else:
             yield from _read_jsonl(lines)
 
 
-def _decoded(lines: Iterator[bytes]) -> Iterator[tuple[int, bytes, str | RecordError]]:
+def _lines(handle: IO[bytes]) -> Iterator[bytes | RecordError]:
+    """The file's lines; a compressed stream that breaks ends them with a RecordError."""
+    try:
+        yield from handle
+    except (OSError, EOFError, zlib.error) as error:
+        yield RecordError("invalid_encoding", f"the compressed stream is broken here, nothing "
+                                              f"after it can be read ({error})")
+
+
+def _decoded(lines: Iterator[bytes | RecordError],
+             ) -> Iterator[tuple[int, bytes, str | RecordError]]:
     """(line number, stripped bytes, text or why it is unusable); empty lines skipped."""
     for number, line in enumerate(lines, start=1):
+        if isinstance(line, RecordError):
+            yield number, b"", RecordError(line.reason, f"line {number}: {line.detail}")
+            continue
         raw = line.strip()
         if not raw:
             continue
@@ -108,7 +125,8 @@ def _read_csv(lines: Iterator[tuple[int, bytes, str | RecordError]],
         yield number, text, {c: v for c, v in zip(header, row, strict=True) if v != ""}
 
 
-def _chain(first: bytes, handle: IO[bytes]) -> Iterator[bytes]:
+def _chain(first: bytes | RecordError, rest: Iterator[bytes | RecordError],
+           ) -> Iterator[bytes | RecordError]:
     if first:
         yield first
-    yield from handle
+    yield from rest

@@ -6,6 +6,8 @@ symbol, as for a keyed record) into JSON arrays sent to that partition explicitl
 with one keyed tick per record (`batch=1`). Fewer, larger records are what keep the
 worker and the broker fast (docs/design.md, "Throughput"). A record that fails
 validation is never dropped: it is counted by reason and written to the dead-letter topic.
+A line holding an array keeps its good ticks: each bad element is dead-lettered alone, with
+its index (the dead letter's `element`).
 """
 
 from __future__ import annotations
@@ -25,9 +27,8 @@ from marketflow.core.records import (
     SouthboundUpdate,
     Tick,
     parse_southbound,
-    parse_ticks,
 )
-from marketflow.infra.kafka_security import client_options
+from marketflow.ingest.batches import split_ticks
 from marketflow.ingest.partitioner import partition_for
 from marketflow.settings import Topics
 
@@ -70,7 +71,8 @@ class Publisher:
                  speed: float = 0.0, producer: Any = None,
                  sleep: Callable[[float], None] = time.sleep, max_examples: int = 10,
                  linger_ms: int = DEFAULT_LINGER_MS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 client_config: dict[str, Any] | None = None) -> None:
         self.topics = topics
         self.batch = max(1, batch)
         self.linger_s = max(0, linger_ms) / 1000
@@ -79,7 +81,8 @@ class Publisher:
         self.speed = speed
         self.sleep = sleep
         self.max_examples = max_examples
-        self.producer = producer if producer is not None else self._connect(bootstrap)
+        self.producer = (producer if producer is not None
+                         else self._connect(bootstrap, client_config or {}))
         self.bootstrap = bootstrap
         self._partitions: int | None = None
         self._pending: dict[int, list[dict[str, Any]]] = {}
@@ -88,7 +91,8 @@ class Publisher:
         self.messages = 0
 
     @staticmethod
-    def _connect(bootstrap: str) -> Any:
+    def _connect(bootstrap: str, client_config: dict[str, Any]) -> Any:
+        """`client_config`: kafka_clients.client_kwargs(settings, "kafka-python")."""
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
@@ -96,7 +100,7 @@ class Publisher:
             return KafkaProducer(
                 bootstrap_servers=bootstrap, acks="all", linger_ms=5, retries=5,
                 batch_size=256 * 1024, max_request_size=8 << 20,
-                request_timeout_ms=15_000, max_block_ms=15_000, **client_options(),
+                request_timeout_ms=15_000, max_block_ms=15_000, **client_config,
             )
         except KafkaError as error:
             raise BrokerUnavailable(f"cannot reach the Kafka broker at {bootstrap}: "
@@ -127,11 +131,20 @@ class Publisher:
         self.messages = 0
         for kind, number, raw, obj in items:
             summary.lines += 1
+            records: list[Tick] | list[SouthboundUpdate]
             try:
                 if isinstance(obj, RecordError):
                     raise obj
-                records: list[Tick] | list[SouthboundUpdate] = (
-                    parse_ticks(obj) if kind == "ticks" else [parse_southbound(obj)])
+                if kind == "ticks":
+                    records, bad = split_ticks(obj)  # a batch keeps its good ticks
+                    for element in bad:
+                        if element.index is None:
+                            raise element.error
+                        self._reject(kind, summary, element.error,
+                                     orjson.dumps(element.value).decode(), source, number,
+                                     element.index)
+                else:
+                    records = [parse_southbound(obj)]
             except RecordError as error:
                 self._reject(kind, summary, error, raw or orjson.dumps(obj).decode(),
                              source, number)
@@ -146,7 +159,9 @@ class Publisher:
         return summary
 
     def _reject(self, kind: Feed, summary: PublishSummary, error: RecordError, raw: str | bytes,
-                source_file: str, number: int) -> None:
+                source_file: str, number: int, element: int | None = None) -> None:
+        """Count and dead-letter a rejected line, or one element (`element`, its index) of
+        a line's array: then the payload is that element alone."""
         summary.rejected[error.reason] += 1
         if len(summary.examples) < self.max_examples:
             summary.examples.append(f"{source_file}:{number}: {error.reason}: {error.detail}")
@@ -155,6 +170,8 @@ class Publisher:
             source_topic=topic, reason=error.reason, detail=error.detail, payload=raw,
             source_file=source_file, line=number,
             at=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"))
+        if element is not None:
+            record["element"] = element
         self.producer.send(self.topics.deadletter, orjson.dumps(record))
 
     def _send(self, kind: Feed, record: Tick | SouthboundUpdate, summary: PublishSummary

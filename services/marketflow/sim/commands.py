@@ -11,6 +11,7 @@ import orjson
 import typer
 
 from marketflow.cli_support import USAGE, connect, exit_on_error, fail, load_settings
+from marketflow.kafka_clients import client_kwargs
 from marketflow.settings import Settings
 
 
@@ -42,10 +43,11 @@ def write_files(records: Iterator[tuple[str, dict[str, Any]]], ticks: Path,
 
 
 def publish(generator: Any, bootstrap: str, topics: Any, speed: float, batch: int,
-            progress: Any = None) -> Any:
+            progress: Any = None, client_config: dict[str, Any] | None = None) -> Any:
     from marketflow.ingest.publisher import Publisher
 
-    publisher = Publisher(bootstrap, topics, batch=batch, speed=speed)
+    publisher = Publisher(bootstrap, topics, batch=batch, speed=speed,
+                          client_config=client_config)
     try:
         items = ((kind, n, "", record)
                  for n, (kind, record) in enumerate(generator.records(), start=1))
@@ -83,7 +85,8 @@ def register(app: typer.Typer) -> None:
             return
         prepared = connect(settings, topics=True)
         with exit_on_error(settings):
-            summary = publish(generator, prepared.bootstrap, settings.topics, speed, batch)
+            summary = publish(generator, prepared.bootstrap, settings.topics, speed, batch,
+                              client_config=client_kwargs(settings, "kafka-python"))
         console.print(f"published {summary.sent:,} records in {summary.messages:,} messages, "
                       f"{summary.elapsed:.1f}s ({summary.rate:,.0f}/s); rejected "
                       f"{sum(summary.rejected.values())}")

@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
         with exit_on_error(settings):
             # fail fast, before touching the broker: reference data and rules must load
             inputs = MarketInputs.load(settings)
-        prepared = connect(settings, topics=True)
+        prepared = connect(settings, topics=True, check_redis=True)
         bootstrap, redis_url = prepared.bootstrap, prepared.redis_url
         port = settings.metrics_port if metrics_port is None else metrics_port
         logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,

@@ -43,7 +43,7 @@ def test_classify(status: int | None, headers: dict, outcome: Outcome, wait: flo
 
 
 @pytest.mark.parametrize(("attempt", "delay"), [(1, 0.5), (2, 1.0), (3, 2.0), (7, 30.0),
-                                                (20, 30.0)])
+                                                (20, 30.0), (1100, 30.0), (10**6, 30.0)])
 def test_backoff(attempt: int, delay: float) -> None:
     assert backoff_delay(attempt, jitter=0) == delay
     jittered = backoff_delay(attempt, rng=random.Random(1))

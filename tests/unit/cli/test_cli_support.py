@@ -51,19 +51,20 @@ def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [n for n in os.environ if n.startswith("MARKETFLOW_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("MARKETFLOW_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("MARKETFLOW_CONNECT_TIMEOUT_S", "0")  # one attempt, no waiting
 
 
 @pytest.fixture
 def one_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
     """The real reachability check, once and without sleeping."""
     monkeypatch.setattr(embedded, "check_reachable",
-                        functools.partial(embedded.check_reachable, attempts=1,
+                        functools.partial(embedded.check_reachable, timeout_s=0,
                                           sleep=lambda _: None))
 
 
 @pytest.fixture
 def broker_answers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embedded, "check_reachable", lambda bootstrap: None)
+    monkeypatch.setattr(embedded, "check_reachable", lambda bootstrap, *_, **__: None)
 
 
 @pytest.fixture
@@ -224,3 +225,107 @@ def test_prepare_returns_what_the_command_needs(broker_answers: None,
     assert (prepared.bootstrap, prepared.redis_url, prepared.embedded) == (
         NO_BROKER, REDIS_URL, False)
     assert prepared.settings.kafka_bootstrap == NO_BROKER
+
+
+def test_logs_and_tracebacks_have_secrets_masked(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+    import logging
+
+    monkeypatch.setenv("MARKETFLOW_REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("MARKETFLOW_SLACK_WEBHOOK_URL", WEBHOOK)
+    cli_support.load_settings()  # installs the protection, as every command does
+    cli_support.add_secrets(["https://hooks.slack.com/services/T1/B1/routesecret"])
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)  # a handler configured afterwards, as Faust does
+    log = logging.getLogger("test.secrets")
+    log.addHandler(handler)
+    try:
+        log.warning("posting to %s with %s", WEBHOOK, REDIS_URL)
+        log.warning("route hook https://hooks.slack.com/services/T1/B1/routesecret")
+        try:
+            raise ConnectionError(f"AUTH {PASSWORD} failed")
+        except ConnectionError:
+            log.exception("Redis down")
+    finally:
+        log.removeHandler(handler)
+    text = stream.getvalue()
+    assert "https://hooks.slack.com/***" in text and "redis://marketflow:***@" in text
+    assert "Traceback" in text and "AUTH *** failed" in text
+    assert PASSWORD not in text and "webhooksecret" not in text and "routesecret" not in text
+    try:
+        raise RuntimeError(f"uncaught {WEBHOOK}")
+    except RuntimeError as error:
+        sys.excepthook(type(error), error, error.__traceback__)
+    err = capsys.readouterr().err
+    assert "uncaught https://hooks.slack.com/***" in err and "webhooksecret" not in err
+
+
+def test_a_check_across_settings_shows_no_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MARKETFLOW_REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("MARKETFLOW_KAFKA_SASL_PASSWORD", PASSWORD)  # without SASL: invalid
+    result = runner.invoke(app, ["topics"])
+    assert result.exit_code == USAGE, result.output
+    assert "MARKETFLOW_KAFKA_SASL_PASSWORD is set but" in result.output
+    assert_no_secret(result.output)
+
+
+@pytest.mark.parametrize(("error", "code", "said"), [
+    (cli_support.RedisRefused("Redis at redis://marketflow:***@h:1/0 refused the "
+                              "credentials of MARKETFLOW_REDIS_URL (WRONGPASS)"), FAILURE,
+     "error: Redis at redis://marketflow:***@h:1/0 refused the credentials"),
+    (Unreachable("cannot reach Redis at redis://marketflow:***@h:1/0"), None,
+     "marketflow: cannot reach Redis at redis://marketflow:***@h:1/0; starting anyway"),
+])
+def test_the_worker_checks_redis_once(error: Exception, code: int | None, said: str,
+                                      broker_answers: None, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(cli_support, "ping_redis", refuse)
+    settings = Settings(kafka_bootstrap=NO_BROKER, redis_url=REDIS_URL)
+    if code is None:
+        prepared = cli_support.connect(settings, topics=False, check_redis=True)
+        assert prepared.redis_url == REDIS_URL
+    else:
+        with pytest.raises(typer.Exit) as stopped:
+            cli_support.connect(settings, topics=False, check_redis=True)
+        assert stopped.value.exit_code == code
+    err = capsys.readouterr().err
+    assert said in err and PASSWORD not in err
+
+
+def test_waiting_for_the_broker_is_said_on_stderr(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    monkeypatch.setattr(embedded, "check_reachable", functools.partial(
+        embedded.check_reachable, sleep=sleep, clock=lambda: now[0]))
+    settings = Settings(kafka_bootstrap=NO_BROKER, connect_timeout_s=0.3)
+    with pytest.raises(typer.Exit) as stopped:
+        cli_support.connect(settings, topics=False)
+    assert stopped.value.exit_code == FAILURE
+    err = capsys.readouterr().err
+    assert err.startswith(f"marketflow: waiting for the Kafka broker at {NO_BROKER}")
+    assert "error: cannot reach the Kafka broker at 127.0.0.1:9 after" in err
+    assert "MARKETFLOW_CONNECT_TIMEOUT_S=0.3" in err and "Traceback" not in err
+
+
+def test_rediss_urls_give_tls_connections_to_every_redis_client() -> None:
+    """Redis TLS is the URL's business (docs/contracts.md#security): `rediss://` and its
+    ssl_* parameters reach the sync client (start-up PING) and the asyncio one (sinks,
+    notify); the password stays masked."""
+    import certifi
+    import redis.asyncio
+
+    url = (f"rediss://marketflow:{PASSWORD}@127.0.0.1:6380/0?ssl_cert_reqs=required"
+           f"&ssl_ca_certs={certifi.where()}")
+    for client in (redis.Redis.from_url(url), redis.asyncio.Redis.from_url(url)):
+        pool = client.connection_pool
+        assert pool.connection_class.__name__ == "SSLConnection"
+        assert pool.connection_kwargs["ssl_ca_certs"] == certifi.where()
+    assert mask_url(url).startswith("rediss://marketflow:***@127.0.0.1:6380/0?")

