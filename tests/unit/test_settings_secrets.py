@@ -31,9 +31,9 @@ def test_secret_from_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_the_variable_wins_over_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "pw").write_text("from-file")
-    monkeypatch.setenv("MARKETFLOW_KAFKA_SASL_PASSWORD_FILE", str(tmp_path / "pw"))
-    monkeypatch.setenv("MARKETFLOW_KAFKA_SASL_PASSWORD", "from-env")
-    assert Settings().kafka_sasl_password.get_secret_value() == "from-env"  # type: ignore[union-attr]
+    monkeypatch.setenv("MARKETFLOW_REDIS_PASSWORD_FILE", str(tmp_path / "pw"))
+    monkeypatch.setenv("MARKETFLOW_REDIS_PASSWORD", "from-env")
+    assert Settings().redis_password.get_secret_value() == "from-env"  # type: ignore[union-attr]
 
 
 def test_unreadable_secret_file_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -57,8 +57,8 @@ def test_redis_password_into_the_url(url: str, password: str, expected: str) -> 
 def test_sasl_needs_credentials() -> None:
     with pytest.raises(ValidationError, match="MARKETFLOW_KAFKA_SASL_USERNAME"):
         Settings(kafka_security_protocol="SASL_SSL")
-    Settings(kafka_security_protocol="SASL_SSL", kafka_sasl_username="mf",
-             kafka_sasl_password="pw")
+    Settings(kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-512",
+             kafka_sasl_username="mf", kafka_sasl_password="pw")
 
 
 def test_command_names_the_problem_and_hides_the_secret(tmp_path: Path) -> None:
