@@ -148,8 +148,11 @@ def test_settings_of_compose_and_k8s_are_valid(compose: dict, k8s: list[dict],
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """The settings each deployment gives parse (secret files aside)."""
     for source in (compose["services"]["worker"]["environment"], k8s_env(k8s)):
+        mounted = ("MARKETFLOW_RULES", "MARKETFLOW_UNIVERSE", "MARKETFLOW_INDICES",
+                   "MARKETFLOW_KAFKA_SSL_CAFILE", "MARKETFLOW_KAFKA_SSL_CERTFILE",
+                   "MARKETFLOW_KAFKA_SSL_KEYFILE")  # files mounted in the pod, not here
         values = {k: v for k, v in source.items() if not k.endswith("_FILE")
-                  and k not in ("MARKETFLOW_RULES", "MARKETFLOW_UNIVERSE", "MARKETFLOW_INDICES")}
+                  and k not in mounted}
         for key, value in values.items():
             monkeypatch.setenv(key, value)
         if values.get("MARKETFLOW_KAFKA_SECURITY_PROTOCOL", "").startswith("SASL"):
