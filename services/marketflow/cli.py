@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "marketflow.sim.commands",
     "marketflow.demo",
     "marketflow.alerts.commands",
+    "marketflow.web.commands",
 )
 
 
