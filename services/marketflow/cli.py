@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "marketflow.demo",
     "marketflow.alerts.commands",
     "marketflow.web.commands",
+    "marketflow.tail.commands",
 )
 
 

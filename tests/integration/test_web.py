@@ -57,6 +57,8 @@ class Replayed:
     redis_url: str
     prefix: str
     expected: dict[str, Any]
+    bootstrap: str
+    topics: dict[str, str]
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +77,7 @@ def replayed(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
         wait_for(lambda: worker.proc.poll() is None and redis_final(
             stack.redis_url, f"{app_id}:", final, len(expected["alerts"])), 90,
             "the day's final snapshots in Redis")
-        yield Replayed(stack.redis_url, f"{app_id}:", expected)
+        yield Replayed(stack.redis_url, f"{app_id}:", expected, stack.bootstrap, topics)
     finally:
         worker.stop()
 
@@ -310,3 +312,20 @@ def test_web_command_serves_the_page(replayed: Replayed, tmp_path: Path) -> None
     del env["MARKETFLOW_REDIS_URL"]  # and no stack running in the state dir: exit 2
     none = subprocess.run(command, env=env, capture_output=True, text=True, timeout=30)
     assert none.returncode == 2 and "MARKETFLOW_REDIS_URL" in none.stderr
+
+
+def test_tail_follows_the_workers_alerts(replayed: Replayed) -> None:
+    """What a script does: `marketflow tail mf.alerts --json` (here from the start of the
+    day) gives every alert the worker emitted, one JSON object per line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARKETFLOW_")}
+    env.update(MARKETFLOW_KAFKA_BOOTSTRAP=replayed.bootstrap,
+               MARKETFLOW_TOPIC_ALERTS=replayed.topics["alerts"])
+    done = subprocess.run([sys.executable, "-m", "marketflow.cli", "tail", "alerts", "--from",
+                           "today", "--json", "--idle", "2"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    alerts = [orjson.loads(line) for line in done.stdout.splitlines()]
+    for alert in alerts:
+        valid(alert, "alert")
+    assert sorted(a["alert_id"] for a in alerts) == sorted(
+        a["alert_id"] for a in replayed.expected["alerts"])

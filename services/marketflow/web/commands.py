@@ -23,7 +23,7 @@ from marketflow.settings import Settings
 
 def resolve_redis(settings: Settings) -> str:
     """MARKETFLOW_REDIS_URL, else the Redis of `marketflow stack up`; ConfigError if none.
-    The board needs Redis only (not the broker)."""
+    For the board and `tail redis`, which need Redis only (not the broker)."""
     if settings.redis_url is not None:
         return settings.redis_url.get_secret_value()
     from marketflow.infra.embedded import read_stack
@@ -31,8 +31,7 @@ def resolve_redis(settings: Settings) -> str:
     info = read_stack(settings.state_dir)
     if info is not None and info.alive():
         return info.redis_url
-    raise ConfigError("the board reads Redis: set MARKETFLOW_REDIS_URL or run "
-                      "`marketflow stack up`")
+    raise ConfigError("Redis is needed: set MARKETFLOW_REDIS_URL or run `marketflow stack up`")
 
 
 def board_rules(settings: Settings) -> tuple[dict[str, Any], ...]:
