@@ -217,7 +217,7 @@ def demo_env(bootstrap: str, redis_url: str, topics: dict[str, str], app_id: str
                       MARKETFLOW_METRICS_PORT="0", **extra)
 
 
-def redis_final(redis_url: str, prefix: str, turnover_hkd: float, alerts: int) -> bool:
+def redis_day_closed(redis_url: str, prefix: str, turnover_hkd: float, alerts: int) -> bool:
     """The worker has written the day's final market snapshot and every alert to Redis."""
     import redis
 

@@ -33,7 +33,7 @@ from tests.integration.harness import (
     demo_day,
     demo_env,
     publish_records,
-    redis_final,
+    redis_day_closed,
     unique_topics,
     wait_for,
 )
@@ -74,7 +74,7 @@ def replayed(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
         time.sleep(4)  # let the group form (session timeout 3 s)
         publish_records(stack.bootstrap, topics, records)
         final = expected["final"]["market"]["turnover_hkd"]
-        wait_for(lambda: worker.proc.poll() is None and redis_final(
+        wait_for(lambda: worker.proc.poll() is None and redis_day_closed(
             stack.redis_url, f"{app_id}:", final, len(expected["alerts"])), 90,
             "the day's final snapshots in Redis")
         yield Replayed(stack.redis_url, f"{app_id}:", expected, stack.bootstrap, topics)
