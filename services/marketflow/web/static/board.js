@@ -311,7 +311,7 @@
   function renderAlerts() {
     const list = $("#alerts");
     $("#alert-count").textContent = String(state.alerts.length);
-    if (!state.alerts.length) { list.replaceChildren(el("li", "empty", "No alerts yet today.")); return; }
+    if (!state.alerts.length) { list.replaceChildren(el("li", "empty", "No alerts yet.")); return; }
     list.replaceChildren(...state.alerts.map((a) => {
       const li = el("li", `alert${a._fresh ? " fresh" : ""}`);
       a._fresh = false;
