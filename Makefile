@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-unit test-integration lint schemas dashboards demo bench soak up down clean
+.PHONY: help setup test test-unit test-integration lint schemas dashboards vendor demo bench soak up down clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,7 +34,10 @@ schemas: $(STAMP) ## Regenerate the JSON Schemas made from pydantic models (sche
 dashboards: $(STAMP) ## Regenerate the Grafana dashboards (deploy/grafana/dashboards/*.json) from deploy/grafana/dashboards.py
 	$(BIN)/python deploy/grafana/dashboards.py
 
-demo: $(STAMP) ## Replay 24 Nov 2025 through the whole stack and print the day's summary
+vendor: ## Fetch the board's chart library (uPlot) again with npm into web/static/vendor
+	services/marketflow/web/vendor.sh
+
+demo: $(STAMP) ## Replay 24 Nov 2025 through the whole stack, live on the market board (URL printed first)
 	$(BIN)/marketflow demo $(ARGS)
 
 bench: $(STAMP) ## Benchmarks: throughput, latency, RSS, recovery -> bench-report.json

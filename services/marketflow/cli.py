@@ -30,6 +30,8 @@ COMMAND_MODULES = (
     "marketflow.sim.commands",
     "marketflow.demo",
     "marketflow.alerts.commands",
+    "marketflow.web.commands",
+    "marketflow.tail.commands",
 )
 
 

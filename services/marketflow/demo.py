@@ -1,9 +1,11 @@
 """`marketflow demo`: 24 November 2025 through the whole stack, then the day's summary.
 
-Starts (unless MARKETFLOW_KAFKA_BOOTSTRAP / MARKETFLOW_REDIS_URL say otherwise) the
-embedded broker and Redis, the worker, the Slack notifier when a webhook is set, and the
-metrics endpoint; replays the simulated day; prints each alert as Redis publishes it; ends
-with a summary read back from Redis and stops everything.
+Prints the market board's URL first, then starts (unless MARKETFLOW_KAFKA_BOOTSTRAP /
+MARKETFLOW_REDIS_URL say otherwise) the embedded broker and Redis, the board
+(`marketflow web`), the worker, the Slack notifier when a webhook is set, and the metrics
+endpoint; replays the simulated day (live on the board); prints each alert as Redis
+publishes it; ends with a summary read back from Redis and stops everything, or with
+`--keep-running` leaves it all up, recorded for `marketflow stack down`.
 """
 
 from __future__ import annotations
@@ -152,14 +154,20 @@ def print_summary(summary: dict[str, Any], console: Any) -> None:
 
 
 def run_demo(speed: float, trades: int | None, keep_running: bool,
-             summary_json: Path | None, timeout: float) -> int:
+             summary_json: Path | None, timeout: float, web_port: int | None = None) -> int:
     from rich.console import Console
 
+    from marketflow.infra import procs as recorded
     from marketflow.infra.embedded import EmbeddedStack, Endpoints, free_port
     from marketflow.sim.commands import build_generator, publish
 
     console = Console()
     settings = load_settings()
+    # the page first: open it now and watch the day unfold
+    board_port = recorded.pick_port(web_port or settings.web_port, settings.web_host)
+    board = recorded.board_url(settings.web_host, board_port)
+    console.print(f"[bold]market board: {board}[/]  (open it now: it follows the replay live)",
+                  soft_wrap=True)
     state = settings.state_dir.resolve() / "demo"
     state.mkdir(parents=True, exist_ok=True)
     stack = None
@@ -183,11 +191,15 @@ def run_demo(speed: float, trades: int | None, keep_running: bool,
     env = dict(os.environ, MARKETFLOW_KAFKA_BOOTSTRAP=bootstrap, MARKETFLOW_REDIS_URL=redis_url,
                MARKETFLOW_APP_ID=f"marketflow-demo-{uuid.uuid4().hex[:6]}",
                MARKETFLOW_STATE_DIR=str(state))
+    web = recorded.start_board(env, settings.web_host, board_port, state / "web.log")
     procs = [_spawn(["worker", "--web-port", str(free_port()), "--datadir",
                      str(state / "worker"), "--metrics-port", str(metrics_port)],
-                    env, state / "worker.log")]
+                    env, state / "worker.log"), web]
     if settings.slack_webhook_url is not None:
         procs.append(_spawn(["notify"], env, state / "notify.log"))
+    if not recorded.wait_board(web, board):
+        console.print(f"[yellow]the market board did not start[/] (see {state / 'web.log'}); "
+                      "the replay goes on without it")
     printer = AlertPrinter(redis_url, f"{settings.redis_prefix}alerts", console)
     printer.start()
     console.print(f"worker started (metrics http://127.0.0.1:{metrics_port}/metrics, "
@@ -208,14 +220,24 @@ def run_demo(speed: float, trades: int | None, keep_running: bool,
     finally:
         printer.stop()
         if keep_running and code == 0:
-            console.print(f"left running: kafka {bootstrap}, redis {mask_url(redis_url)}, "
-                          f"worker pid {procs[0].pid}. Stop with `kill {procs[0].pid}` and "
-                          f"`MARKETFLOW_STATE_DIR={state} marketflow stack down`.")
+            names = ("worker", "web", "notify")
+            for name, proc in zip(names, procs, strict=False):
+                if proc.poll() is None:
+                    recorded.record(state, name, proc.pid,
+                                    **({"url": board} if name == "web" else {}))
+            console.print(f"left running: the market board {board}, kafka {bootstrap}, "
+                          f"redis {mask_url(redis_url)}, worker pid {procs[0].pid}, board "
+                          f"pid {web.pid}.\nStop everything with "
+                          f"`MARKETFLOW_STATE_DIR={state} marketflow stack down`.",
+                          soft_wrap=True)  # a command to copy: never wrapped
         else:
             for proc in procs:
                 _stop(proc)
             if stack is not None:
                 stack.stop()
+            if code == 0:
+                console.print("stopped; the board stopped with it (`--keep-running` keeps "
+                              "the board, worker, broker and Redis up)")
     return code
 
 
@@ -258,6 +280,11 @@ def register(app: typer.Typer) -> None:
         keep_running: bool = typer.Option(False, help="Leave the stack and worker up."),
         summary_json: Path | None = typer.Option(None, help="Also write the summary here."),
         timeout: float = typer.Option(180.0, help="Seconds to wait for the day to close."),
+        web_port: int | None = typer.Option(
+            None, min=1, max=65535, help="The market board's port (default "
+                                         "MARKETFLOW_WEB_PORT, 8050; a free one if taken)."),
     ) -> None:
-        """Replay 24 Nov 2025 through broker, worker, alerts and sinks; print the summary."""
-        raise typer.Exit(run_demo(speed, trades, keep_running, summary_json, timeout))
+        """Replay 24 Nov 2025 through broker, worker, alerts and sinks, live on the market
+        board (its URL is printed first); print the summary."""
+        raise typer.Exit(run_demo(speed, trades, keep_running, summary_json, timeout,
+                                  web_port))

@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     idle_ms: int = Field(default=2000, ge=1)
     redis_prefix: str = "mf:"
     app_id: str = Field(default="marketflow", description="Faust app id = consumer group")
+    web_host: str = Field(default="127.0.0.1", description="`marketflow web` binds here")
+    web_port: int = Field(default=8050, ge=1, le=65535, description="`marketflow web` port")
     session_timeout_s: float = Field(default=3.0, gt=0)
     heartbeat_s: float = Field(default=0.5, gt=0)
     notify_give_up_s: float = Field(

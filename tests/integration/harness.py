@@ -162,3 +162,70 @@ def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.5) -
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+# -- the demo day, small: what the board and `marketflow tail` tests replay ----------------
+
+def demo_day(trades: int = 3000) -> list[tuple[str, dict[str, Any]]]:
+    """24 Nov 2025 from the seeded simulator with `trades` trades (plus its ~20k index ticks
+    and 660 southbound updates), as (feed, record) in event-time order. With the default
+    rules it fires HSTECH +2%, southbound past HK$8bn and AI leads the sectors."""
+    from marketflow.settings import PACKAGE_DATA, Settings
+    from marketflow.sim.commands import build_generator
+
+    settings = Settings(universe=PACKAGE_DATA / "universe.csv",
+                        indices=PACKAGE_DATA / "indices.csv")
+    return list(build_generator("2025-11-24", trades, None, settings).records())
+
+
+def publish_records(bootstrap: str, topics: dict[str, str],
+                    records: Iterable[tuple[str, dict[str, Any]]], batch: int = 50) -> int:
+    """Publish (feed, record) pairs as `marketflow simulate` does (ticks batched per
+    partition, southbound keyed by channel), flat out."""
+    from marketflow.ingest.publisher import Publisher
+    from marketflow.settings import Topics
+
+    publisher = Publisher(bootstrap, Topics(**topics), batch=batch, speed=0)
+    try:
+        items = ((kind, n, "", record) for n, (kind, record) in enumerate(records, start=1))
+        return publisher.publish_mixed(items, "demo day").sent  # type: ignore[arg-type]
+    finally:
+        publisher.close()
+
+
+def backtest_records(records: list[tuple[str, dict[str, Any]]], tmp: Path) -> dict[str, Any]:
+    """`marketflow backtest` over the records with the package's reference data and rules."""
+    from marketflow.settings import PACKAGE_DATA
+
+    ticks, flows = tmp / "ticks.jsonl", tmp / "southbound.jsonl"
+    with ticks.open("wb") as t, flows.open("wb") as f:
+        for kind, record in records:
+            (t if kind == "ticks" else f).write(orjson.dumps(record) + b"\n")
+    return run_backtest(PACKAGE_DATA / "universe.csv", PACKAGE_DATA / "indices.csv",
+                        PACKAGE_DATA / "rules.yaml", ticks, flows)
+
+
+def demo_env(bootstrap: str, redis_url: str, topics: dict[str, str], app_id: str,
+             **extra: str) -> dict[str, str]:
+    """`worker_env` with the package's reference data and default rules (the demo's)."""
+    from marketflow.settings import PACKAGE_DATA
+
+    return worker_env(bootstrap, redis_url, topics, app_id,
+                      MARKETFLOW_UNIVERSE=str(PACKAGE_DATA / "universe.csv"),
+                      MARKETFLOW_INDICES=str(PACKAGE_DATA / "indices.csv"),
+                      MARKETFLOW_RULES=str(PACKAGE_DATA / "rules.yaml"),
+                      MARKETFLOW_METRICS_PORT="0", **extra)
+
+
+def redis_day_closed(redis_url: str, prefix: str, turnover_hkd: float, alerts: int) -> bool:
+    """The worker has written the day's final market snapshot and every alert to Redis."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        market = client.hgetall(f"{prefix}latest:market")
+        return (market.get(b"final") == b"1"
+                and float(market.get(b"turnover_hkd", b"0")) == turnover_hkd
+                and client.xlen(f"{prefix}alerts") >= alerts)
+    finally:
+        client.close()

@@ -71,3 +71,35 @@ def test_latest_hashes(stack: Any, redis_client: Any) -> None:
     assert sector[b"ts"] == b"2025-11-24T16:09:00.000+08:00"
     assert float(redis_client.hget("t:latest:southbound:total", "net_hkd")) == 8571340000.0
     assert float(redis_client.hget("t:latest:market", "turnover_hkd")) == 3.026e11
+
+
+def test_history_points(stack: Any, redis_client: Any) -> None:
+    """One point per subject per 15 s of event time, the interval's latest, in time order;
+    the set expires within 3 days."""
+    def index(ts: str, level: float) -> dict[str, Any]:
+        return {"type": "index", "subject": "HSI", "trading_date": "2025-11-24", "ts": ts,
+                "final": False, "name": "Hang Seng", "prev_close": 25220.02, "level": level,
+                "change_pct": 0.0}
+
+    first = [index("2025-11-24T09:30:01.000+08:00", 1.0),
+             index("2025-11-24T09:30:14.000+08:00", 2.0),
+             index("2025-11-24T09:30:16.000+08:00", 3.0)]
+
+    async def run() -> None:
+        client = aioredis.Redis.from_url(stack.redis_url)
+        sink = RedisLatestSink(client, "t:")
+        sink.observe_history(first)
+        await sink.write_many(first[-1:])
+        # a later snapshot in the second interval replaces its point
+        later = [index("2025-11-24T09:30:29.000+08:00", 4.0)]
+        sink.observe_history(later)
+        await sink.write_many(later)
+        await client.aclose()
+
+    asyncio.run(run())
+    key = "t:history:2025-11-24:index:HSI"
+    points = [orjson.loads(m) for m in redis_client.zrange(key, 0, -1)]
+    assert [(p["ts"][11:19], p["level"]) for p in points] == [("09:30:14", 2.0),
+                                                            ("09:30:29", 4.0)]
+    assert 0 < redis_client.ttl(key) <= 3 * 86_400
+    assert float(redis_client.hget("t:latest:index:HSI", "level")) == 4.0

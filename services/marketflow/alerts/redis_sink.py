@@ -3,7 +3,9 @@
 Keys (prefix `mf:` by default): stream and channel `{prefix}alerts`; hashes
 `{prefix}latest:index:{symbol}`, `latest:sector:{name}`, `latest:stock:{symbol}`,
 `latest:market`, `latest:southbound:{SH|SZ|total}` with the backtest's fields (rolling
-gains flattened as `rolling_{window}`) plus `ts`.
+gains flattened as `rolling_{window}`) plus `ts`; the intraday history sorted sets
+`{prefix}history:{trading_date}:{type}:{subject}` (see `alerts/history.py`), written in the
+same round trip as the hashes.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+
+from marketflow.alerts.history import HistorySampler, history_commands
 
 # Atomic: mark the id seen, and only if it was new append to the stream and publish.
 _PUBLISH_ONCE = """
@@ -82,12 +86,20 @@ class RedisAlertSink:
 
 
 class RedisLatestSink:
-    def __init__(self, client: aioredis.Redis, prefix: str = "mf:") -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str = "mf:",
+                 history: HistorySampler | None = None) -> None:
         self.client = client
         self.prefix = prefix
+        self.history = history if history is not None else HistorySampler()
+
+    def observe_history(self, snapshots: list[dict[str, Any]]) -> None:
+        """Every snapshot emitted (before coalescing): its history point waits for the next
+        `write_many`, and through a Redis outage."""
+        self.history.observe(snapshots)
 
     async def write_many(self, snapshots: list[dict[str, Any]]) -> None:
-        if not snapshots:
+        points = self.history.pending()
+        if not snapshots and not points:
             return
         latest: dict[str, dict[str, str]] = {}
         for snapshot in snapshots:  # the last one per key wins
@@ -95,7 +107,9 @@ class RedisLatestSink:
         async with self.client.pipeline(transaction=False) as pipe:
             for key, fields in latest.items():
                 pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+            history_commands(pipe, self.prefix, points)
             await pipe.execute()
+        self.history.written(points)
 
 
 def connect_sinks(redis_url: str, prefix: str = "mf:", timeout_s: float = 2.0,

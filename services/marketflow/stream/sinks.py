@@ -139,6 +139,8 @@ class Sinks:
         # Redis hashes and gauges hold only the latest value: coalesce, write on flush()
         for snapshot in snapshots:
             self._latest[(snapshot["type"], snapshot["subject"])] = snapshot
+        if self.redis is not None:  # intraday history sees every snapshot (alerts/history.py)
+            self.redis.latest_sink.observe_history(snapshots)
 
     async def _send_many(self, topic: str, messages: list[tuple[bytes | None, bytes]],
                          partition: int = 0) -> None:

@@ -16,7 +16,7 @@ runner = CliRunner()
 @pytest.mark.parametrize("command", [
     [], ["worker"], ["backtest"], ["produce", "ticks"], ["produce", "southbound"],
     ["simulate"], ["notify"], ["demo"], ["stack", "up"], ["stack", "down"], ["stack", "status"],
-    ["topics"],
+    ["topics"], ["web"], ["tail"],
 ])
 def test_help(command: list[str]) -> None:
     result = runner.invoke(app, [*command, "--help"])

@@ -1,0 +1,120 @@
+"""Intraday history in Redis: the lines of the day, so a page opened at 15:00 shows them
+from the open.
+
+Per trading date and subject, a sorted set `{prefix}history:{trading_date}:{type}:{subject}`
+of points: score = the snapshot's event time (epoch ms), member = compact JSON
+`{"ts": RFC 3339, <figures>}`. At most one point per subject per `interval_ms` of event time
+(the latest snapshot of each interval wins, so the day's last figures are always there), at
+most `max_points` per set (the oldest go first), and each set expires `ttl_s` after its last
+write. Indices, sectors, the market and southbound have history; stocks do not (the page
+shows only their latest figures).
+
+`HistorySampler` is pure: it sees every snapshot the worker emits (not only the coalesced
+latest ones, so a replay at full speed still leaves one point per interval) and keeps the
+points not yet written; `history_commands` adds their writes to a Redis pipeline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+import orjson
+
+from marketflow.core.timeutil import from_datetime
+
+# The figures kept per snapshot type, in this order in each point.
+HISTORY_FIELDS: dict[str, tuple[str, ...]] = {
+    "index": ("level", "change_pct"),
+    "sector": ("gain_pct", "eq_gain_pct", "turnover_hkd"),
+    "market": ("turnover_hkd", "advancers", "decliners", "unchanged"),
+    "southbound": ("buy_hkd", "sell_hkd", "net_hkd"),
+}
+INTERVAL_MS = 15_000  # one point per subject per 15 s of event time: ~1,700 points a day
+MAX_POINTS = 2_880  # 12 hours of 15 s points
+TTL_S = 3 * 86_400
+MAX_PENDING = 200_000  # points kept through a Redis outage; beyond this the oldest go
+
+
+class Point(NamedTuple):
+    key: str  # the sorted set, without the prefix
+    bucket: int  # ts_ms // interval_ms
+    ts_ms: int
+    member: bytes
+
+
+def history_key(prefix: str, trading_date: str, kind: str, subject: str) -> str:
+    return f"{prefix}history:{trading_date}:{kind}:{subject}"
+
+
+def ts_ms_of(rfc3339: str) -> int:
+    """Epoch ms of an RFC 3339 time as the worker writes it (`...T14:05:00.000+08:00`)."""
+    return from_datetime(dt.datetime.fromisoformat(rfc3339))
+
+
+def point_of(snapshot: dict[str, Any], interval_ms: int = INTERVAL_MS) -> Point | None:
+    """The history point of a snapshot, or None for a type without history."""
+    fields = HISTORY_FIELDS.get(snapshot.get("type", ""))
+    if fields is None:
+        return None
+    try:
+        ts_ms = ts_ms_of(snapshot["ts"])
+        figures = {"ts": snapshot["ts"], **{name: snapshot[name] for name in fields}}
+        key = history_key("", snapshot["trading_date"], snapshot["type"], snapshot["subject"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return Point(key, ts_ms // interval_ms, ts_ms, orjson.dumps(figures))
+
+
+class HistorySampler:
+    """The points not yet written: per (set, interval) the latest snapshot's point."""
+
+    def __init__(self, interval_ms: int = INTERVAL_MS, max_pending: int = MAX_PENDING) -> None:
+        self.interval_ms = interval_ms
+        self.max_pending = max_pending
+        self._pending: dict[tuple[str, int], Point] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def observe(self, snapshots: Iterable[dict[str, Any]]) -> None:
+        pending = self._pending
+        for snapshot in snapshots:
+            point = point_of(snapshot, self.interval_ms)
+            if point is None:
+                continue
+            slot = (point.key, point.bucket)
+            current = pending.get(slot)
+            if current is None or point.ts_ms >= current.ts_ms:
+                pending.pop(slot, None)  # re-insert: the dict stays in arrival order
+                pending[slot] = point
+        while len(pending) > self.max_pending:
+            del pending[next(iter(pending))]
+
+    def pending(self) -> list[Point]:
+        return list(self._pending.values())
+
+    def written(self, points: Iterable[Point]) -> None:
+        """Forget points once Redis has them (unless a later snapshot replaced one since)."""
+        for point in points:
+            slot = (point.key, point.bucket)
+            if self._pending.get(slot) is point:
+                del self._pending[slot]
+
+
+def history_commands(pipe: Any, prefix: str, points: list[Point],
+                     interval_ms: int = INTERVAL_MS, max_points: int = MAX_POINTS,
+                     ttl_s: int = TTL_S) -> None:
+    """Queue the writes of `points` on a redis-py pipeline: per point, replace whatever the
+    set holds in that interval; per set, trim to `max_points` and refresh the expiry."""
+    keys: set[str] = set()
+    for point in points:
+        key = prefix + point.key
+        start = point.bucket * interval_ms
+        pipe.zremrangebyscore(key, start, f"({start + interval_ms}")
+        pipe.zadd(key, {point.member: point.ts_ms})
+        keys.add(key)
+    for key in sorted(keys):
+        pipe.zremrangebyrank(key, 0, -(max_points + 1))
+        pipe.expire(key, ttl_s)

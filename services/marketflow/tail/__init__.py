@@ -1,0 +1,1 @@
+"""`marketflow tail`: follow an output topic or the Redis alert stream."""
