@@ -68,10 +68,11 @@ class WorkerProc:
                 f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=1).read().decode()
         except OSError:
             return -1.0
+        total = 0.0  # counted per md.ticks partition: the sum over labels
         for line in body.splitlines():
-            if line.startswith("marketflow_ticks_total "):
-                return float(line.split()[1])
-        return 0.0
+            if line.startswith(("marketflow_ticks_total ", "marketflow_ticks_total{")):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
 
     def rss_mb(self) -> float:
         import psutil

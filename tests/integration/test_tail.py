@@ -190,6 +190,7 @@ def test_exit_codes(stack: Any) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed = sock.getsockname()[1]
-    down = {**env, "MARKETFLOW_KAFKA_BOOTSTRAP": f"127.0.0.1:{closed}"}
+    down = {**env, "MARKETFLOW_KAFKA_BOOTSTRAP": f"127.0.0.1:{closed}",
+            "MARKETFLOW_CONNECT_TIMEOUT_S": "1"}  # give up at once, not after a minute
     code, _, err = run_tail(down, "mf.alerts", "--idle", "1")
     assert code == 1 and "cannot reach the Kafka broker" in err

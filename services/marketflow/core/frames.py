@@ -19,6 +19,10 @@ from marketflow.core.output import Output
 if TYPE_CHECKING:
     from marketflow.core.sectors import SectorAggregator
 
+# However many frames one call closes (a backlog read in large slices), snapshots of what
+# changed come out at least once per this much event time: intraday history stays dense.
+SNAPSHOT_EVERY_MS = 15_000
+
 
 @dataclass(slots=True, frozen=True)
 class FrameGroup:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from marketflow.core.frames import FrameGroup, FramePartial
+from marketflow.core.frames import SNAPSHOT_EVERY_MS, FrameGroup, FramePartial
 from marketflow.core.output import Alert, Output, Snapshot
 from marketflow.core.records import RecordError, Tick
 from marketflow.core.refdata import ReferenceData
@@ -98,6 +98,7 @@ class PartitionProcessor:
         self.source = source
         self.engine = RuleEngine(rules, PER_TICK_METRICS)
         self.closed: list[FrameGroup] = []  # closed frame groups not yet handed over
+        self._snapshot_bucket = -1  # event-time stretch of the last snapshots made
         self._snapshots: list[Snapshot] = []  # a finished day's, not yet handed over
         self._stock_rules = self.engine.has_rules("stock.change_pct")
         self._index_rules = self.engine.has_rules("index.change_pct")
@@ -137,6 +138,10 @@ class PartitionProcessor:
         if self.emit_snapshots:
             self._due_stocks |= self.changed
             self._due_indices |= self.changed_indices
+            bucket = self.frame * self.frame_ms // SNAPSHOT_EVERY_MS
+            if bucket != self._snapshot_bucket:  # a new stretch of event time: due ones go
+                self._snapshot_bucket = bucket
+                self._due_snapshots(self._snapshots)
         self.changed = set()
         self.changed_indices = set()
         self.frame_ticks = 0

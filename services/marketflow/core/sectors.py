@@ -15,7 +15,7 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from typing import Any
 
-from marketflow.core.frames import FrameGroup, FramePartial
+from marketflow.core.frames import SNAPSHOT_EVERY_MS, FrameGroup, FramePartial
 from marketflow.core.output import Alert, Output, Snapshot
 from marketflow.core.refdata import ReferenceData
 from marketflow.core.rules import RuleEngine, RuleSet, parse_duration
@@ -163,6 +163,7 @@ class SectorAggregator:
         self.pending: dict[int, list[tuple[int, FrameGroup]]] = {}
         self._pending_frames: list[int] = []  # heap of the keys of `pending`
         self._snapshot_due = False
+        self._snapshot_bucket = -1  # event-time stretch of the last snapshots made
         self.closed_through = -1
         self.last_frame: int | None = None
         self.history_frames: list[int] = []
@@ -214,6 +215,14 @@ class SectorAggregator:
         while heap and heap[0] <= frame_limit:
             frame = heapq.heappop(heap)
             self._evaluate(frame, self.pending.pop(frame), out)
+            bucket = frame * self.frame_ms // SNAPSHOT_EVERY_MS
+            if self._snapshot_due and bucket != self._snapshot_bucket:
+                # many frames closed at once (a backlog): one snapshot per stretch of
+                # event time on the way, so that intraday history keeps its shape
+                self._snapshot_bucket = bucket
+                self._emit(frame, False, out.snapshots)
+                self._snapshot_due = False
+                self.book.touched.clear()
         if frame_limit > self.closed_through:
             self.closed_through = frame_limit
         if self._snapshot_due and self.last_frame is not None:

@@ -63,7 +63,8 @@ def ticks_lag(reader: Any) -> dict[tuple[str, int], int]:
 def ticks_rebuilding(reader: Any) -> set[int]:
     """`md.ticks` partitions whose first batch since their assignment is with the agent and
     not finished: the worker rebuilds a partition's state while handling that batch."""
-    return {p for p in reader.owned if p in reader.delivered and p not in reader.done}
+    return {p for p in reader.owned
+            if reader.outstanding.get(p, 0) > 0 and p not in reader.done}
 
 
 class WorkerSensor(faust.Sensor):

@@ -4,8 +4,8 @@ it was written for.
 faust-streaming hard-codes `fetch_max_wait_ms=1500` for its worker consumer
 (`AIOKafkaConsumerThread._create_worker_consumer`). A broker that holds a fetch for the
 full wait when little data is ready (the embedded broker does) then adds up to 1.5 s to
-every tick's way to its alert; marketflow asks for `FETCH_MAX_WAIT_MS` instead (never 0:
-consumers then receive nothing on the embedded broker).
+every tick's way to its alert; marketflow asks for `FETCH_MAX_WAIT_MS` instead (not less:
+see there).
 """
 
 from __future__ import annotations
@@ -15,7 +15,14 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-FETCH_MAX_WAIT_MS = 5
+# Not lower: the embedded broker treats a fetch's max wait as a deadline for *reading* too
+# and answers with what it read by then. With 5 ms, once the frame-partials log was a few
+# thousand records deep it could not read its first batch in time and every fetch of that
+# partition came back empty, for ever (measured on such a log: 5 ms -> 0 records in 5 s,
+# 10 ms -> 6, 20 ms -> 3.5k in 4.6 s, 50 ms -> 6k in 0.4 s, 100 ms -> 4.7k in one fetch):
+# the aggregator starved. Apache Kafka answers as soon as data is there; there the value
+# only bounds an empty poll.
+FETCH_MAX_WAIT_MS = 100
 WRITTEN_FOR = ("0.11", "0.12", "0.13", "0.14", "0.15")  # faust-streaming minor versions
 
 

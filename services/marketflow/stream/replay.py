@@ -28,7 +28,7 @@ async def read_partition(bootstrap: str, topic: str, partition: int, until: int,
         return
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-        auto_offset_reset="earliest", fetch_max_wait_ms=50, max_partition_fetch_bytes=8 << 20,
+        auto_offset_reset="earliest", fetch_max_wait_ms=100, max_partition_fetch_bytes=8 << 20,
         **client_options(),
     )
     tp = TopicPartition(topic, partition)
@@ -83,7 +83,7 @@ class AlertLedger:
         alerts: list[dict[str, Any]] = []
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap,
                                     enable_auto_commit=False, group_id=None,
-                                    auto_offset_reset="earliest", fetch_max_wait_ms=50,
+                                    auto_offset_reset="earliest", fetch_max_wait_ms=100,
                                     **client_options())
         await consumer.start()
         try:

@@ -27,6 +27,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
+from marketflow.stream.faust_patches import FETCH_MAX_WAIT_MS  # see there: not less
+
 log = logging.getLogger("marketflow.ticks")
 
 
@@ -56,7 +58,7 @@ class TicksReader(ConsumerRebalanceListener):  # type: ignore[misc]
         self.drain_timeout_s = drain_timeout_s
         self.options: dict[str, Any] = dict(  # the consumer is made in run(), in the loop
             bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
-            auto_offset_reset="earliest", fetch_max_wait_ms=5,
+            auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20,
             session_timeout_ms=int(session_timeout_s * 1000),
             heartbeat_interval_ms=int(heartbeat_s * 1000),
