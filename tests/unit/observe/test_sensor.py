@@ -58,8 +58,10 @@ class Calendar:
 
 
 def reader(ends: dict, owned: set[int], delivered: dict, done: dict) -> SimpleNamespace:
-    """The TicksReader attributes the sensor reads."""
-    return SimpleNamespace(consumer=Consumer(ends, {}), owned=owned, delivered=delivered,
+    """The TicksReader attributes the sensor reads (`outstanding`: the partitions with a
+    batch delivered and not finished)."""
+    outstanding = {p: 1 for p, offset in delivered.items() if done.get(p, -1) < offset}
+    return SimpleNamespace(consumer=Consumer(ends, {}), owned=owned, outstanding=outstanding,
                            done=done, committed={})
 
 
