@@ -147,7 +147,7 @@ def replay(day: ObservedDay, env: dict[str, str], work: Path) -> None:
     wait_for(lambda: prometheus.query('up{job="marketflow-worker"} == 1')
              and prometheus.query('marketflow_worker_ready == 1'), 30, "the worker ready")
     done = subprocess.run([sys.executable, "-m", "marketflow.cli", "simulate", "--trades",
-                           "5000", "--speed", "0"], env=env, capture_output=True, text=True,
+                           "5000", "--speed", "1500"], env=env, capture_output=True, text=True,
                           timeout=120, cwd=work)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     produce_bad_records(day.bootstrap, day.topics["ticks"], 3)
@@ -221,11 +221,15 @@ def test_alerts_reach_slack_through_alertmanager(day: ObservedDay) -> None:
         return [p for p in day.slack.received("/alertmanager")
                 if p.get("channel") == "#market-flow"]
 
-    expected = ("HSTECH 2.78% on the day", "Southbound net inflow HK$8.571G passed HK$8bn")
+    # the summaries carry the value when Alertmanager sent them (the day is replayed paced,
+    # so that is the value at the crossing, not the close): the HSTECH +2% alert with a
+    # value past 2%, and the southbound one past HK$8bn
+    expected = (r"HSTECH 2\.\d\d% on the day",
+                r"Southbound net inflow HK\$8\.\d+G passed HK\$8bn")
 
     def arrived() -> bool:
         text = json.dumps(market_posts())
-        return all(summary in text for summary in expected)
+        return all(re.search(summary, text) for summary in expected)
 
     try:
         wait_for(arrived, 45, f"{expected} in #market-flow")
