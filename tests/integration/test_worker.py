@@ -116,7 +116,21 @@ def wait_until_final(bootstrap: str, topics: dict[str, str], expected: dict,
                 == expected["final"]["market"]["turnover_hkd"]
                 and all(s is not None and s["final"] for s in sectors))
 
-    wait_for(done, timeout, "the worker's final snapshots", interval=1.0)
+    try:
+        wait_for(done, timeout, "the worker's final snapshots", interval=1.0)
+    except AssertionError as error:
+        alerts, latest = result.get("alerts", []), result.get("latest", {})
+        market = latest.get(("market", "market")) or {}
+        got = {a["alert_id"] for a in alerts}
+        missing = [(a["rule_id"], a["subject"], a["ts"]) for a in expected["alerts"]
+                   if a["alert_id"] not in got]
+        not_final = [name for (kind, name), s in latest.items()
+                     if kind == "sector" and not s["final"]]
+        raise AssertionError(
+            f"{error}: {len(alerts)} of {len(expected['alerts'])} alerts (missing {missing}); "
+            f"market final {market.get('final')}, turnover {market.get('turnover_hkd')} of "
+            f"{expected['final']['market']['turnover_hkd']}; sectors not final {not_final}"
+        ) from None
     return result["alerts"], result["latest"]
 
 

@@ -20,11 +20,12 @@ import orjson
 from marketflow.core.frames import FrameClock, FrameGroup, FramePartial, FrameRouter
 from marketflow.core.output import Alert, Output
 from marketflow.core.partition import PartitionProcessor
-from marketflow.core.records import RecordError, parse_southbound, parse_ticks
+from marketflow.core.records import RecordError, parse_southbound
 from marketflow.core.refdata import ReferenceData
 from marketflow.core.rules import RuleSet
 from marketflow.core.sectors import SectorAggregator
 from marketflow.core.southbound import SouthboundBook
+from marketflow.ingest.batches import split_ticks
 from marketflow.stream.partials import Handoff, Shipped, decode_partials
 
 # reason, partition, offset, detail, source ("ticks", "southbound", "partials"), payload
@@ -119,13 +120,14 @@ class Runtime:
         on_tick = processor.on_tick
         for offset, value, _ in records:
             try:
-                ticks = parse_ticks(loads(value))
+                ticks, bad = split_ticks(loads(value))
             except orjson.JSONDecodeError as error:
                 reject("invalid_json", partition, offset, str(error), "ticks", value)
                 continue
-            except RecordError as error:
-                reject(error.reason, partition, offset, error.detail, "ticks", value)
-                continue
+            for element in bad:  # an array keeps its good ticks, as produce and backtest do
+                payload = value if element.index is None else orjson.dumps(element.value)
+                reject(element.error.reason, partition, offset, element.error.detail, "ticks",
+                       payload)
             for tick in ticks:
                 try:
                     fired = on_tick(tick)
