@@ -129,7 +129,8 @@ def test_redis_frozen_mid_replay(stack: Any, tmp_path: Path, expected: dict,
         wait_for(lambda: redis_final(own_redis.client, f"{app_id}:", expected), 30,
                  "Redis to catch up after the outage")
         assert_redis_equals_backtest(own_redis.client, f"{app_id}:", expected)
-        assert "Redis is back" in worker.text()
+        wait_for(lambda: "Redis is back" in worker.text(), 20,
+                 "the worker to say Redis is back")
     finally:
         own_redis.thaw()
         worker.stop()
