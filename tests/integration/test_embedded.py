@@ -9,7 +9,7 @@ import pytest
 import redis
 from kafka.admin import KafkaAdminClient
 
-from marketflow.infra.embedded import EmbeddedStack, StackError, _alive, read_stack
+from marketflow.infra.embedded import EmbeddedStack, StackError, pid_alive, read_stack
 from marketflow.infra.topics import ensure_topics, list_topics
 from marketflow.settings import Settings, Topics
 
@@ -28,7 +28,7 @@ def test_start_answer_stop(tmp_path: Path) -> None:
             EmbeddedStack.start(tmp_path, owned=True)
     finally:
         stack.stop()
-    assert not _alive(stack.info.tansu_pid) and not _alive(stack.info.redis_pid)
+    assert not pid_alive(stack.info.tansu_pid) and not pid_alive(stack.info.redis_pid)
     assert read_stack(tmp_path) is None
 
 

@@ -63,10 +63,11 @@ class StackInfo:
     state_dir: str
 
     def alive(self) -> bool:
-        return _alive(self.tansu_pid) and _alive(self.redis_pid)
+        return pid_alive(self.tansu_pid) and pid_alive(self.redis_pid)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Is process `pid` alive (ours or another user's)?"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -254,7 +255,7 @@ def _stop_group(pid: int, grace: float = 5.0) -> None:
     while time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        if not _alive(pid):
+        if not pid_alive(pid):
             return
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError, PermissionError):

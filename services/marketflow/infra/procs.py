@@ -19,21 +19,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from marketflow.infra.embedded import pid_alive
+
 PROCS_FILE = "procs.json"
 
 
 def _path(state_dir: Path) -> Path:
     return Path(state_dir) / "stack" / PROCS_FILE
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def recorded(state_dir: Path) -> list[dict[str, Any]]:
@@ -42,7 +34,7 @@ def recorded(state_dir: Path) -> list[dict[str, Any]]:
         entries = json.loads(_path(state_dir).read_text())
     except (OSError, ValueError):
         return []
-    return [e for e in entries if isinstance(e, dict) and _alive(int(e.get("pid", 0)))]
+    return [e for e in entries if isinstance(e, dict) and pid_alive(int(e.get("pid", 0)))]
 
 
 def record(state_dir: Path, name: str, pid: int, **info: Any) -> None:
@@ -62,11 +54,11 @@ def stop_recorded(state_dir: Path, grace: float = 10.0) -> list[str]:
     deadline = time.monotonic() + grace
     for entry in entries:
         pid = int(entry["pid"])
-        while _alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
             time.sleep(0.05)
-        if _alive(pid):
+        if pid_alive(pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
     _path(state_dir).unlink(missing_ok=True)

@@ -149,9 +149,7 @@ class MarketflowApp:
         def batch_step(batch: list[tuple[int, bytes]]) -> Emission:
             emission = Emission()
             for offset, value in batch:
-                step = apply(offset, value)
-                emission.output.add(step.output)
-                emission.shipped += step.shipped
+                emission.add(apply(offset, value))
             return emission
         return batch_step
 

@@ -49,6 +49,13 @@ class Emission:
     shipped: list[Shipped] = field(default_factory=list)
     ticks: int = 0
 
+    def add(self, other: Emission) -> Emission:
+        """Append `other`'s outputs and partials after this one's; returns self."""
+        self.output.add(other.output)
+        self.shipped += other.shipped
+        self.ticks += other.ticks
+        return self
+
 
 class Runtime:
     def __init__(self, ref: ReferenceData, rules: RuleSet, frame_ms: int,
@@ -232,9 +239,7 @@ class Runtime:
             quiet = now - self.activity.get(partition, now)
             if partition not in self.flushed and quiet > self.source_flush_s:
                 self.flushed.add(partition)
-                step = self.ship(processor.flush())
-                emission.output.add(step.output)
-                emission.shipped += step.shipped
+                emission.add(self.ship(processor.flush()))
             if partition not in self.settled and quiet > idle_s:
                 self.settled.add(partition)
                 emission.output.snapshots += processor.final_snapshots()
@@ -245,9 +250,8 @@ class Runtime:
                     and self.ticks_behind(partition)):
                 state = self.processors.get(partition)
                 watermark = state.watermark if state is not None else -1
-                step = self.ship(Output(partials=[FramePartial(partition, watermark, ())]))
-                emission.output.add(step.output)
-                emission.shipped += step.shipped
+                emission.add(self.ship(Output(partials=[FramePartial(partition, watermark,
+                                                                     ())])))
         book, last = self.southbound, self.southbound_activity
         if book is not None and last is not None and now - last > idle_s:
             self.southbound_activity = None
