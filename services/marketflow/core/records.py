@@ -260,6 +260,8 @@ def parse_tick(obj: object) -> Tick:
 _SYMBOLS: dict[str, str] = {}
 _SYMBOLS_MAX = 1 << 16
 _DAY_STARTS: dict[str, int | None] = {}  # "YYYY-MM-DD|offset" -> epoch ms of 00:00 there
+_SECONDS: dict[str, int | None] = {}  # "YYYY-MM-DDTHH:MM:SS" + zone -> epoch ms of that second
+_SECONDS_MAX = 1 << 17  # a trading day has ~20k seconds (times the zone spellings in use)
 _RFC3339 = re.compile(
     r"(\d{4}-\d{2}-\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{3}|\d{6}))?(Z|[+-]\d{2}:\d{2})?")
 
@@ -280,7 +282,31 @@ def _fast_symbol(raw: str) -> str | None:
 
 def _fast_ts(text: str) -> int | None:
     """Epoch ms of `YYYY-MM-DDTHH:MM:SS[.fff|.ffffff][Z|±HH:MM]` (no offset: Hong Kong),
-    exactly as `parse_ts` reads it; None for anything else (the general path decides)."""
+    exactly as `parse_ts` reads it; None for anything else (the general path decides).
+
+    The usual forms carry milliseconds (`...:SS.fffZ`, `...:SS.fff+08:00`): the text
+    without its three millisecond digits is the same for every tick of a second, so its
+    value is worked out once per second and cached."""
+    size = len(text)
+    if text[19:20] == "." and ((size == 24 and text[23] == "Z")
+                               or (size == 29 and (text[23] == "+" or text[23] == "-"))):
+        millis = text[20:23]
+        if millis.isdigit() and millis.isascii():
+            key = text[:19] + text[23:]
+            second = _SECONDS.get(key, -1)
+            if second == -1:
+                second = _rfc3339_ms(key)
+                if len(_SECONDS) >= _SECONDS_MAX:
+                    _SECONDS.clear()
+                _SECONDS[key] = second
+            if second is None:
+                return None
+            value = second + int(millis)
+            return value if _MIN_TS <= value < _MAX_TS else None
+    return _rfc3339_ms(text)
+
+
+def _rfc3339_ms(text: str) -> int | None:
     match = _RFC3339.fullmatch(text)
     if match is None:
         return None
@@ -316,9 +342,10 @@ def _parse_fast(obj: dict[str, Any]) -> Tick | None:
     qty = obj.get("qty", 0)
     if type(symbol) is not str or type(qty) is not int or not 0 <= qty <= MAX_QTY:
         return None
-    if len(symbol) != 5 or not symbol.isdigit() or symbol == "00000":
-        symbol = _fast_symbol(symbol)
-        if symbol is None:
+    canonical = _SYMBOLS.get(symbol)
+    if canonical is None:
+        canonical = _fast_symbol(symbol)
+        if canonical is None:
             return None
     if type(ts) is not int:
         if type(ts) is not str:
@@ -344,7 +371,9 @@ def _parse_fast(obj: dict[str, Any]) -> Tick | None:
         return None
     turnover = obj.get("turnover")
     if turnover is None:
-        cents = _half_even_div(milli * qty, 10)
+        cents, remainder = divmod(milli * qty, 10)  # HK$ cents, half to even
+        if remainder > 5 or (remainder == 5 and cents % 2 == 1):
+            cents += 1
     elif type(turnover) is float and 0 <= turnover < 1e11:
         scaled = turnover * 100
         cents = round(scaled)
@@ -359,7 +388,10 @@ def _parse_fast(obj: dict[str, Any]) -> Tick | None:
         return None
     if cents >= MAX_AMOUNT * 100:
         return None
-    return Tick(symbol, ts, milli, qty, int(cents), seq, kind)  # type: ignore[arg-type]
+    return _new_tick(Tick, (canonical, ts, milli, qty, int(cents), seq, kind))
+
+
+_new_tick = tuple.__new__  # Tick(...) without NamedTuple's Python-level __new__: half the cost
 
 
 def _parse_tick(obj: object) -> Tick:

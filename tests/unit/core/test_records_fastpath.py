@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marketflow.core.records import RecordError, _parse_fast, _parse_tick
+from marketflow.core.records import RecordError, _fast_ts, _parse_fast, _parse_tick, _rfc3339_ms
 
 prices = st.one_of(
     st.floats(min_value=-1, max_value=2e7),
@@ -26,7 +26,7 @@ turnovers = st.one_of(
 symbols = st.one_of(
     st.sampled_from(["00700", "09988", "00000", "0700", "HSI", "99999", "0700.HK", "700",
                      "HK.00700", "hk.09988", "9988.hk", "HSTECH", "123456", "0.HK", " 700",
-                     "", "HK.", "7OO", "00700 ", "HK.0700.HK", "١٢٣"]),
+                     "", "HK.", "7OO", "00700 ", "HK.0700.HK", "١٢٣", "١٢٣٤٥"]),
     st.text(alphabet="0123456789HK.hkSI -", max_size=10),
 )
 
@@ -90,3 +90,27 @@ def test_loose_forms_take_the_fast_path(symbol: str, ts: object, want_symbol: st
     assert fast is not None, obj
     assert (fast.symbol, fast.ts) == (want_symbol, want_ts)
     assert fast == _parse_tick(obj)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(rfc3339(), st.text(alphabet="0123456789-:.TZ+ ", min_size=20, max_size=32)))
+def test_cached_seconds_agree_with_the_full_reading(text: str) -> None:
+    """The per-second cache of `_fast_ts` (millisecond forms) reads every string exactly as
+    the regular-expression reading does, on the first call and from the cache."""
+    expected = _rfc3339_ms(text)
+    assert _fast_ts(text) == expected
+    assert _fast_ts(text) == expected
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    ("2025-11-24T09:30:00.123+08:00", 1_763_947_800_123),
+    ("2025-11-24T01:30:00.123Z", 1_763_947_800_123),
+    ("2025-11-24T01:30:00.1234Z", None),  # four fraction digits: neither 3 nor 6
+    ("2025-11-24T09:30:00.12a+08:00", None),
+    ("2025-11-24T09:30:00.1\u00b23+08:00", None),  # a superscript two is not a digit here
+    ("2025-11-24T09:30:60.123Z", None),
+    ("2025-11-24 09:30:00.999+08:00", 1_763_947_800_999),
+])
+def test_millisecond_forms(text: str, want: int | None) -> None:
+    assert _fast_ts(text) == want
+    assert _fast_ts(text) == want  # cached
