@@ -252,7 +252,7 @@ class PartitionProcessor:
             return NO_ALERTS
         return self.engine.evaluate(
             "stock.change_pct", symbol, state.change_pct(), tick.ts, state.last / 1000,
-            state.name, lambda: self._stock_evidence(state),
+            state.name, self._stock_evidence, state,
         )
 
     def _on_index(self, tick: Tick) -> Sequence[Alert]:
@@ -278,7 +278,7 @@ class PartitionProcessor:
             return NO_ALERTS
         return self.engine.evaluate(
             "index.change_pct", symbol, state.change_pct(), tick.ts, state.level / 1000,
-            state.name, lambda: self._index_evidence(state),
+            state.name, self._index_evidence, state,
         )
 
     # -- evidence and snapshots ------------------------------------------------------

@@ -11,7 +11,7 @@ disarms it. Alert ids are the first 16 hex digits of sha256(`rule|subject|date|n
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,7 +130,45 @@ class _State:
         self.last_fire: int | None = None
 
 
-Evidence = Callable[[], dict[str, Any]]
+Evidence = Callable[..., dict[str, Any]]
+NO_ALERTS: tuple[dict[str, Any], ...] = ()
+_INF = float("inf")
+
+
+class _Plan:
+    """The rules of one (metric, subject) with their states, and the values for which
+    evaluating them would do nothing: per window, `lo < value < hi`.
+
+    A value inside every band can neither fire a rule nor re-arm one, so `evaluate`
+    returns at once; the bands change only when some rule's state does (firing, re-arming,
+    a new day or new rules), and are worked out again then. Almost every evaluation of a
+    day (a stock's change at each trade, each sector's gains at each frame) lies far
+    from any threshold."""
+
+    __slots__ = ("bands", "entries")
+
+    def __init__(self, entries: tuple[tuple[Rule, _State], ...]) -> None:
+        self.entries = entries
+        self.bands: tuple[tuple[str, float, float], ...] = ()
+        self.rebuild_bands()
+
+    def rebuild_bands(self) -> None:
+        bounds: dict[str, list[float]] = {}
+        for rule, state in self.entries:
+            band = bounds.setdefault(rule.window, [-_INF, _INF])
+            up = rule.op == ">="
+            if state.armed:
+                if state.fired >= rule.max_per_day:
+                    continue  # can neither fire nor change state today
+                if up:  # fires at value >= threshold
+                    band[1] = min(band[1], rule.threshold)
+                else:
+                    band[0] = max(band[0], rule.threshold)
+            elif up:  # re-arms at value < threshold - hysteresis
+                band[0] = max(band[0], rule.threshold - rule.hysteresis)
+            else:
+                band[1] = min(band[1], rule.threshold + rule.hysteresis)
+        self.bands = tuple((window, lo, hi) for window, (lo, hi) in bounds.items())
 
 
 class RuleEngine:
@@ -143,7 +181,7 @@ class RuleEngine:
     def __init__(self, ruleset: RuleSet, metrics: Iterable[str]) -> None:
         self._metrics = tuple(metrics)
         self._states: dict[tuple[str, str], _State] = {}
-        self._by_subject: dict[tuple[str, str], tuple[tuple[Rule, _State], ...]] = {}
+        self._plans: dict[tuple[str, str], _Plan] = {}
         self.set_rules(ruleset)
 
     def set_rules(self, ruleset: RuleSet) -> None:
@@ -151,26 +189,23 @@ class RuleEngine:
         self._rules = {metric: ruleset.for_metric(metric) for metric in self._metrics}
         ids = {rule.id for rules in self._rules.values() for rule in rules}
         self._states = {key: st for key, st in self._states.items() if key[0] in ids}
-        self._by_subject.clear()
+        self._plans.clear()
 
     def has_rules(self, metric: str) -> bool:
         return bool(self._rules.get(metric))
 
     def reset_day(self) -> None:
         self._states.clear()
-        self._by_subject.clear()
+        self._plans.clear()
 
-    def _entries(self, metric: str, subject: str) -> tuple[tuple[Rule, _State], ...]:
-        key = (metric, subject)
-        entries = self._by_subject.get(key)
-        if entries is None:
-            built = []
-            for rule in self._rules.get(metric, ()):
-                if rule.applies_to(subject):
-                    state = self._states.setdefault((rule.id, subject), _State())
-                    built.append((rule, state))
-            entries = self._by_subject[key] = tuple(built)
-        return entries
+    def _plan(self, metric: str, subject: str) -> _Plan:
+        built = []
+        for rule in self._rules.get(metric, ()):
+            if rule.applies_to(subject):
+                state = self._states.setdefault((rule.id, subject), _State())
+                built.append((rule, state))
+        plan = self._plans[(metric, subject)] = _Plan(tuple(built))
+        return plan
 
     def evaluate(
         self,
@@ -181,18 +216,32 @@ class RuleEngine:
         level: float,
         name: str,
         evidence: Evidence,
-    ) -> list[dict[str, Any]]:
+        *evidence_args: Any,
+    ) -> Sequence[dict[str, Any]]:
         """Evaluate every rule of `metric` on `subject`. `values` is the value, or for
-        sector.gain_pct a mapping of window ("day", "15m", ...) to value."""
-        fired: list[dict[str, Any]] = []
+        sector.gain_pct a mapping of window ("day", "15m", ...) to value. `evidence(*args)`
+        is called for each alert that fires."""
+        plan = self._plans.get((metric, subject))
+        if plan is None:
+            plan = self._plan(metric, subject)
         windowed = type(values) is dict
-        for rule, state in self._entries(metric, subject):
-            value: float = values[rule.window] if windowed else values  # type: ignore[index,assignment]
+        value: float
+        for window, lo, hi in plan.bands:
+            value = values[window] if windowed else values  # type: ignore[index,assignment]
+            if not lo < value < hi:
+                break
+        else:
+            return NO_ALERTS
+        fired: list[dict[str, Any]] = []
+        changed = False
+        for rule, state in plan.entries:
+            value = values[rule.window] if windowed else values  # type: ignore[index,assignment]
             threshold = rule.threshold
             if not state.armed:
                 if (value < threshold - rule.hysteresis if rule.op == ">="
                         else value > threshold + rule.hysteresis):
                     state.armed = True
+                    changed = True
                 continue
             if not (value >= threshold if rule.op == ">=" else value <= threshold):
                 continue
@@ -204,13 +253,16 @@ class RuleEngine:
             state.armed = False
             state.fired += 1
             state.last_fire = ts
-            fired.append(self._alert(rule, subject, float(value), ts, level, name,  # type: ignore[arg-type]
-                                     state.fired, evidence))
+            changed = True
+            fired.append(self._alert(rule, subject, float(value), ts, level, name,
+                                     state.fired, evidence, evidence_args))
+        if changed:
+            plan.rebuild_bands()
         return fired
 
     @staticmethod
     def _alert(rule: Rule, subject: str, value: float, ts: int, level: float, name: str,
-               n: int, evidence: Evidence) -> dict[str, Any]:
+               n: int, evidence: Evidence, evidence_args: tuple[Any, ...]) -> dict[str, Any]:
         date = trading_date(ts)
         stamp = to_rfc3339(ts)
         context = {
@@ -232,5 +284,5 @@ class RuleEngine:
             "trading_date": date,
             "severity": rule.severity,
             "message": render_message(rule.message, context),
-            "evidence": evidence(),
+            "evidence": evidence(*evidence_args),
         }

@@ -8,11 +8,10 @@ integers that do not depend on the order ticks were added in.
 
 from __future__ import annotations
 
-import functools
 import heapq
 import math
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from marketflow.core.frames import SNAPSHOT_EVERY_MS, FrameGroup, FramePartial
@@ -298,17 +297,17 @@ class SectorAggregator:
         return {w: span for w, span in self.window_frames.items() if w in used}
 
     def _lookback(self, frame: int, windows: dict[str, int] | None = None,
-                  ) -> list[tuple[str, tuple[int, ...] | None]]:
+                  ) -> list[tuple[str, Sequence[int] | None]]:
         """Per window, the level vector at the end of frame - W/D (None: the day's start)."""
         frames, levels = self.history_frames, self.history_levels
-        out = []
+        out: list[tuple[str, Sequence[int] | None]] = []
         for window, span in (self.window_frames if windows is None else windows).items():
             i = bisect_right(frames, frame - span) - 1
-            out.append((window, tuple(levels[i]) if i >= 0 else None))
+            out.append((window, levels[i] if i >= 0 else None))  # never mutated
         return out
 
     def rolling(self, frame: int, s: int,
-                lookback: list[tuple[str, tuple[int, ...] | None]] | None = None,
+                lookback: list[tuple[str, Sequence[int] | None]] | None = None,
                 ) -> dict[str, float]:
         now = self.book.cap_num[s]
         start = self.book.cap_den[s]
@@ -322,32 +321,40 @@ class SectorAggregator:
         engine = self.engine
         book = self.book
         ts = (frame + 1) * self.frame_ms
+        evaluate, evidence = engine.evaluate, self._sector_evidence
+        cap_num, cap_den = book.cap_num, book.cap_den
         gain_rules = engine.has_rules("sector.gain_pct")
         eq_rules = engine.has_rules("sector.eq_gain_pct")
         turnover_rules = engine.has_rules("sector.turnover_hkd")
-        if not (gain_rules or eq_rules or turnover_rules):
-            names: list[str] = []
-        else:
-            names = book.names
         lookback = self._lookback(frame, self._rule_windows) if gain_rules else []
-        for s, name in enumerate(names):
+        for s, name in enumerate(book.names if gain_rules or eq_rules or turnover_rules
+                                 else ()):
+            now = cap_num[s]
+            start = cap_den[s]
             if gain_rules:
-                values = {"day": book.gain_pct(s), **self.rolling(frame, s, lookback)}
-                alerts += engine.evaluate("sector.gain_pct", name, values, ts,
-                                          book.cap_num[s] / book.cap_den[s], name,
-                                          functools.partial(self._sector_evidence, frame, s))
+                values = {"day": (now - start) * 100 / start}  # = book.gain_pct(s)
+                for window, levels in lookback:  # as rolling()
+                    before = levels[s] if levels is not None else start
+                    values[window] = (now - before) * 100 / before
+                fired = evaluate("sector.gain_pct", name, values, ts, now / start, name,
+                                 evidence, frame, s)
+                if fired:
+                    alerts += fired
             if eq_rules:
-                alerts += engine.evaluate("sector.eq_gain_pct", name, book.eq_gain_pct(s), ts,
-                                          book.cap_num[s] / book.cap_den[s], name,
-                                          functools.partial(self._sector_evidence, frame, s))
+                fired = evaluate("sector.eq_gain_pct", name, book.eq_gain_pct(s), ts,
+                                 now / start, name, evidence, frame, s)
+                if fired:
+                    alerts += fired
             if turnover_rules:
                 value = book.turnover[s] / 100
-                alerts += engine.evaluate("sector.turnover_hkd", name, value, ts, value, name,
-                                          functools.partial(self._sector_evidence, frame, s))
+                fired = evaluate("sector.turnover_hkd", name, value, ts, value, name,
+                                 evidence, frame, s)
+                if fired:
+                    alerts += fired
         if engine.has_rules("market.turnover_hkd"):
             value = self.market_turnover / 100
-            alerts += engine.evaluate("market.turnover_hkd", "market", value, ts, value,
-                                      "market", self._market_figures)
+            alerts += evaluate("market.turnover_hkd", "market", value, ts, value,
+                               "market", self._market_figures)
 
     # -- records ---------------------------------------------------------------------
 
@@ -358,7 +365,7 @@ class SectorAggregator:
         return figures
 
     def sector_figures(self, frame: int, s: int,
-                       lookback: list[tuple[str, tuple[int, ...] | None]] | None = None,
+                       lookback: list[tuple[str, Sequence[int] | None]] | None = None,
                        ) -> dict[str, Any]:
         book = self.book
         return {

@@ -178,3 +178,46 @@ def test_reloaded_rules_keep_the_state_of_rules_that_keep_their_id() -> None:
     assert [a["rule_id"] for a in fired] == ["new"]
     engine.set_rules(parse_rules({"rules": [new]}))
     assert not engine.evaluate("index.change_pct", "HSTECH", 3.0, T0 + 2000, 1.0, "n", dict)
+
+
+rule_fields = st.fixed_dictionaries({
+    "op": st.sampled_from([">=", "<="]),
+    "threshold": st.sampled_from([-2.0, -1.0, 0.0, 1.0, 2.0]),
+    "hysteresis": st.sampled_from([0.0, 0.5, 1.0]),
+    "cooldown_s": st.sampled_from([0, 5, 30]),
+    "max_per_day": st.integers(1, 3),
+    "window": st.sampled_from(["day", "15m"]),
+})
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rules=st.lists(rule_fields, min_size=1, max_size=4),
+    points=st.lists(st.tuples(st.integers(0, 20_000),
+                              st.sampled_from([-3.0, -2.0, -1.5, -1.0, 0.0, 0.5, 1.0, 1.5,
+                                               2.0, 2.5, 3.0, float("nan")]),
+                              st.sampled_from([-2.5, -1.0, 0.0, 1.0, 2.5])),
+                    min_size=1, max_size=40),
+)
+def test_several_rules_on_one_subject_equal_one_scan_each(rules: list[dict],
+                                                          points: list[tuple]) -> None:
+    """Several windowed rules on one subject (where `evaluate` skips values that lie inside
+    every rule's quiet band): each rule fires exactly where a declarative scan of its own
+    window's series says, whatever the others do."""
+    specs = [{"id": f"r{i}", "metric": "sector.gain_pct", "op": f["op"],
+              "threshold": f["threshold"], "hysteresis": f["hysteresis"],
+              "cooldown": f"{f['cooldown_s']}s", "max_per_day": f["max_per_day"],
+              "window": f["window"]} for i, f in enumerate(rules)]
+    engine = RuleEngine(parse_rules({"rules": specs}), ("sector.gain_pct",))
+    ts, series, fired = T0, [], {spec["id"]: [] for spec in specs}
+    for i, (gap, day, rolling) in enumerate(points):
+        ts += gap
+        series.append((ts, {"day": day, "15m": rolling}))
+        for alert in engine.evaluate("sector.gain_pct", "AI", {"day": day, "15m": rolling},
+                                     ts, 1.0, "AI", dict):
+            fired[alert["rule_id"]].append(i)
+    for spec, f in zip(specs, rules, strict=True):
+        own = [(t, values[f["window"]]) for t, values in series]
+        expected = scan_alerts(own, f["op"], f["threshold"], f["hysteresis"],
+                               f["cooldown_s"] * 1000, f["max_per_day"])
+        assert fired[spec["id"]] == expected, spec
