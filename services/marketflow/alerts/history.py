@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from marketflow.core.records import rfc3339_ms
 from marketflow.core.timeutil import from_datetime
 
 # The figures kept per snapshot type, in this order in each point.
@@ -50,7 +51,8 @@ def history_key(prefix: str, trading_date: str, kind: str, subject: str) -> str:
 
 def ts_ms_of(rfc3339: str) -> int:
     """Epoch ms of an RFC 3339 time as the worker writes it (`...T14:05:00.000+08:00`)."""
-    return from_datetime(dt.datetime.fromisoformat(rfc3339))
+    value = rfc3339_ms(rfc3339)  # the decoder's cached reading; other forms below
+    return value if value is not None else from_datetime(dt.datetime.fromisoformat(rfc3339))
 
 
 def point_of(snapshot: dict[str, Any], interval_ms: int = INTERVAL_MS) -> Point | None:
@@ -68,39 +70,57 @@ def point_of(snapshot: dict[str, Any], interval_ms: int = INTERVAL_MS) -> Point 
 
 
 class HistorySampler:
-    """The points not yet written: per (set, interval) the latest snapshot's point."""
+    """The points not yet written: per (set, interval) the latest snapshot's point.
+
+    `observe` sees every snapshot the worker emits (hundreds per second of a replayed
+    backlog) and keeps only the latest snapshot of each slot; its point (the JSON member)
+    is made when a write asks for it, once."""
 
     def __init__(self, interval_ms: int = INTERVAL_MS, max_pending: int = MAX_PENDING) -> None:
         self.interval_ms = interval_ms
         self.max_pending = max_pending
-        self._pending: dict[tuple[str, int], Point] = {}
+        # (type, subject, trading date, interval) -> [ts_ms, snapshot, its point or None]
+        self._pending: dict[tuple[Any, ...], list[Any]] = {}
 
     def __len__(self) -> int:
         return len(self._pending)
 
     def observe(self, snapshots: Iterable[dict[str, Any]]) -> None:
-        pending = self._pending
+        pending, interval = self._pending, self.interval_ms
         for snapshot in snapshots:
-            point = point_of(snapshot, self.interval_ms)
-            if point is None:
+            kind = snapshot.get("type")
+            if kind not in HISTORY_FIELDS:
                 continue
-            slot = (point.key, point.bucket)
-            current = pending.get(slot)
-            if current is None or point.ts_ms >= current.ts_ms:
+            try:
+                ts_ms = ts_ms_of(snapshot["ts"])
+                slot = (kind, snapshot["subject"], snapshot["trading_date"], ts_ms // interval)
+                current = pending.get(slot)
+            except (KeyError, TypeError, ValueError):
+                continue
+            if current is None or ts_ms >= current[0]:
                 pending.pop(slot, None)  # re-insert: the dict stays in arrival order
-                pending[slot] = point
+                pending[slot] = [ts_ms, snapshot, None]
         while len(pending) > self.max_pending:
             del pending[next(iter(pending))]
 
     def pending(self) -> list[Point]:
-        return list(self._pending.values())
+        points = []
+        for slot, entry in list(self._pending.items()):
+            if entry[2] is None:
+                entry[2] = point_of(entry[1], self.interval_ms)
+                if entry[2] is None:  # a snapshot without its figures: nothing to draw
+                    del self._pending[slot]
+                    continue
+            points.append(entry[2])
+        return points
 
     def written(self, points: Iterable[Point]) -> None:
         """Forget points once Redis has them (unless a later snapshot replaced one since)."""
-        for point in points:
-            slot = (point.key, point.bucket)
-            if self._pending.get(slot) is point:
-                del self._pending[slot]
+        done = {id(point) for point in points}  # the points stay alive while this runs
+        pending = self._pending
+        for slot, entry in list(pending.items()):
+            if id(entry[2]) in done:
+                del pending[slot]
 
 
 def history_commands(pipe: Any, prefix: str, points: list[Point],

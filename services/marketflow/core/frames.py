@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 SNAPSHOT_EVERY_MS = 15_000
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class FrameGroup:
     """Absolute state, at the end of one event-time frame, of what one partition changed.
 
@@ -32,6 +32,10 @@ class FrameGroup:
     `market_turnover` is the partition's cumulative turnover of the day (every trade,
     universe or not). Absolute values make re-delivery harmless: applying a group twice
     changes nothing.
+
+    Never changed once made (treat as frozen): one is made per partition per frame with
+    ticks, about one per tick on a sparse partition, and `frozen=True` would triple the
+    cost of making it.
     """
 
     day: int

@@ -306,6 +306,12 @@ def _fast_ts(text: str) -> int | None:
     return _rfc3339_ms(text)
 
 
+def rfc3339_ms(text: str) -> int | None:
+    """Epoch ms of an RFC 3339 time with a `Z` or `±HH:MM` offset (none: Hong Kong), or
+    None if it is not one; cached per second for the usual millisecond forms."""
+    return _fast_ts(text)
+
+
 def _rfc3339_ms(text: str) -> int | None:
     match = _RFC3339.fullmatch(text)
     if match is None:

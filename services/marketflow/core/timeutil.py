@@ -54,9 +54,18 @@ def hkt_clock(ts_ms: int) -> str:
 
 def day_clock(ts_ms: int, day_start_ms: int) -> str:
     """`THH:MM:SS.mmm+08:00` of an event time within the day starting at `day_start_ms`:
-    with the date prefix, the same text as `to_rfc3339`, without datetime objects."""
-    ms = ts_ms - day_start_ms
-    seconds, millis = divmod(ms, 1000)
-    minutes, second = divmod(seconds, 60)
-    hour, minute = divmod(minutes, 60)
-    return f"T{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}+08:00"
+    with the date prefix, the same text as `to_rfc3339`, without datetime objects (the
+    `THH:MM:SS` of each second of the day is formatted once)."""
+    seconds, millis = divmod(ts_ms - day_start_ms, 1000)
+    text = _CLOCK_SECONDS.get(seconds)
+    if text is None:
+        minutes, second = divmod(seconds, 60)
+        hour, minute = divmod(minutes, 60)
+        text = f"T{hour:02d}:{minute:02d}:{second:02d}"
+        if 0 <= seconds < 86_400:
+            _CLOCK_SECONDS[seconds] = text
+    return text + _MILLIS_HKT[millis]
+
+
+_CLOCK_SECONDS: dict[int, str] = {}
+_MILLIS_HKT = tuple(f".{m:03d}+08:00" for m in range(1000))

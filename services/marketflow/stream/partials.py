@@ -34,15 +34,14 @@ class Shipped:
     applied_by: str = ""
 
     def to_json(self) -> dict[str, Any]:
+        """The partial as a JSON-ready dict; its groups stay `FrameGroup` dataclasses,
+        which orjson writes natively as `{"day", "frame", "ticks", "stocks": {symbol:
+        [last, turnover]}, "market_turnover"}` (no Python-level copy per group)."""
         partial = self.partial
         out: dict[str, Any] = {
             "source": partial.source,
             "watermark": partial.watermark,
-            "groups": [
-                [g.day, g.frame, g.ticks, g.market_turnover,
-                 [[symbol, last, turnover] for symbol, (last, turnover) in g.stocks.items()]]
-                for g in partial.groups
-            ],
+            "groups": partial.groups,
         }
         if self.origin:
             out["origin"], out["seq"] = self.origin, self.seq
@@ -50,12 +49,21 @@ class Shipped:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Shipped:
-        groups = tuple(
-            FrameGroup(day, frame, ticks, {s: (last, t) for s, last, t in stocks}, market)
-            for day, frame, ticks, market, stocks in obj["groups"]
-        )
+        """Groups as objects (what `to_json` writes) or as the arrays
+        `[day, frame, ticks, market_turnover, [[symbol, last, turnover], ...]]` that
+        earlier versions wrote (still read: the topic may hold them across an upgrade)."""
+        groups = tuple(_group(raw) for raw in obj["groups"])
         partial = FramePartial(int(obj["source"]), int(obj["watermark"]), groups)
         return cls(partial, str(obj.get("origin", "")), int(obj.get("seq", 0)))
+
+
+def _group(raw: Any) -> FrameGroup:
+    if type(raw) is dict:
+        stocks = {s: (last, t) for s, (last, t) in raw["stocks"].items()}
+        return FrameGroup(raw["day"], raw["frame"], raw["ticks"], stocks,
+                          raw["market_turnover"])
+    day, frame, ticks, market, stocks = raw
+    return FrameGroup(day, frame, ticks, {s: (last, t) for s, last, t in stocks}, market)
 
 
 def encode_partials(shipped: list[Shipped], per_record: int = PARTIALS_PER_RECORD) -> list[bytes]:

@@ -9,7 +9,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marketflow.core.frames import FramePartial
+from marketflow.core.frames import FrameGroup, FramePartial
 from marketflow.core.output import Output
 from marketflow.core.records import Tick
 from marketflow.core.rules import parse_rules
@@ -116,6 +116,27 @@ def test_partials_record_round_trip() -> None:
     assert [len(decode_partials(r)) for r in records] == [2, 1]
     assert decode_partials(records[1])[0] == other
     assert decode_partials(records[0])[0] == Shipped(partial.partial, "w", 7)
+
+
+groups = st.lists(st.builds(
+    FrameGroup, st.integers(20_000, 20_500), st.integers(0, 2 * 10**9), st.integers(0, 500),
+    st.dictionaries(st.from_regex(r"\d{5}", fullmatch=True),
+                    st.tuples(st.integers(1, 10**10), st.integers(0, 10**15)), max_size=5),
+    st.integers(0, 10**15)), max_size=4).map(tuple)
+
+
+@given(groups, st.integers(0, 63), st.integers(0, 2 * 10**12))
+def test_groups_round_trip_and_the_earlier_array_form_still_reads(
+        groups: tuple[FrameGroup, ...], source: int, watermark: int) -> None:
+    shipped = Shipped(FramePartial(source, watermark, groups), origin="w", seq=1)
+    [record] = encode_partials([shipped])
+    assert decode_partials(record) == [shipped]
+    legacy = {"source": source, "watermark": watermark, "origin": "w", "seq": 1,
+              "groups": [[g.day, g.frame, g.ticks, g.market_turnover,
+                          [[s, last, t] for s, (last, t) in g.stocks.items()]]
+                         for g in groups]}
+    old = orjson.dumps({"applied_by": "", "partials": [legacy]})
+    assert decode_partials(old) == [shipped]
 
 
 def test_a_bad_partials_record_is_rejected_whole_and_changes_nothing() -> None:
