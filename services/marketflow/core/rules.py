@@ -194,6 +194,15 @@ class RuleEngine:
     def has_rules(self, metric: str) -> bool:
         return bool(self._rules.get(metric))
 
+    def quiet_bands(self, metric: str, subject: str) -> tuple[tuple[str, float, float], ...]:
+        """Per window, `(window, lo, hi)`: while every value lies strictly inside its band,
+        `evaluate` fires nothing and changes nothing (a caller may skip building values
+        it would pass). Valid until the next `evaluate` of this metric and subject."""
+        plan = self._plans.get((metric, subject))
+        if plan is None:
+            plan = self._plan(metric, subject)
+        return plan.bands
+
     def reset_day(self) -> None:
         self._states.clear()
         self._plans.clear()

@@ -327,11 +327,12 @@ class SectorAggregator:
         eq_rules = engine.has_rules("sector.eq_gain_pct")
         turnover_rules = engine.has_rules("sector.turnover_hkd")
         lookback = self._lookback(frame, self._rule_windows) if gain_rules else []
+        before_by_window = dict(lookback)
         for s, name in enumerate(book.names if gain_rules or eq_rules or turnover_rules
                                  else ()):
             now = cap_num[s]
             start = cap_den[s]
-            if gain_rules:
+            if gain_rules and not self._gains_quiet(name, s, now, start, before_by_window):
                 values = {"day": (now - start) * 100 / start}  # = book.gain_pct(s)
                 for window, levels in lookback:  # as rolling()
                     before = levels[s] if levels is not None else start
@@ -355,6 +356,18 @@ class SectorAggregator:
             value = self.market_turnover / 100
             alerts += evaluate("market.turnover_hkd", "market", value, ts, value,
                                "market", self._market_figures)
+
+    def _gains_quiet(self, name: str, s: int, now: int, start: int,
+                     before_by_window: dict[str, Sequence[int] | None]) -> bool:
+        """True if no sector.gain_pct rule of sector `s` can fire or re-arm at this frame
+        (every window's gain inside its quiet band): the usual case, checked without
+        building the values."""
+        for window, lo, hi in self.engine.quiet_bands("sector.gain_pct", name):
+            levels = None if window == "day" else before_by_window[window]
+            before = levels[s] if levels is not None else start  # None: the day's start
+            if not lo < (now - before) * 100 / before < hi:
+                return False
+        return True
 
     # -- records ---------------------------------------------------------------------
 
