@@ -47,7 +47,7 @@ class TicksReader(ConsumerRebalanceListener):  # type: ignore[misc]
                  resume: Callable[[int, int], Awaitable[None]],
                  session_timeout_s: float, heartbeat_s: float,
                  client_options: dict[str, Any] | None = None,
-                 max_records: int = 5000, commit_interval_s: float = 1.0,
+                 max_records: int = 20000, commit_interval_s: float = 1.0,
                  drain_timeout_s: float = 30.0) -> None:
         self.topic = topic
         self.deliver = deliver
