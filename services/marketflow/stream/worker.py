@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from dataclasses import dataclass
@@ -85,7 +86,17 @@ def run_worker(settings: Settings, inputs: MarketInputs, bootstrap: str,
                    lambda: runtime.router.aggregator.pending if runtime.router else (),
                    marketflow.reader)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    _tune_gc()
     worker.execute_from_commandline()
+
+
+def _tune_gc() -> None:
+    """Everything built so far (modules, Faust, reference data) lives as long as the
+    worker: frozen out of the collector's scans. The hot path allocates a tuple or dict per
+    tick that dies at once, so young collections every 50,000 allocations (default 700)
+    cost a fraction of the time for the same garbage; cycles are still collected."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def register(app: typer.Typer) -> None:
