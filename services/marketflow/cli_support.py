@@ -134,6 +134,12 @@ def prepare(*, need_redis: bool = False, topics: bool = True) -> Prepared:
     return connect(load_settings(), need_redis=need_redis, topics=topics)
 
 
+def configure_logging(level: str) -> None:
+    """Log lines of the long-running commands (worker, notify, web) to stderr."""
+    logging.basicConfig(level=level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def say(message: str, settings: Settings | None = None) -> None:
     """A line for people on stderr (`marketflow: ...`), secrets masked."""
     typer.echo(f"marketflow: {scrub(message, settings)}", err=True)

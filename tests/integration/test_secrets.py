@@ -21,8 +21,8 @@ import redis
 
 from marketflow.infra.embedded import redis_binary
 from tests.integration.harness import backtest_small, unique_topics, wait_for, worker_env
-from tests.integration.test_notify_outages import Webhook
 from tests.integration.test_worker import free_port, produce_day, wait_until_final
+from tests.integration.webhook import Webhook
 
 pytestmark = pytest.mark.integration
 PASSWORD = "Rp-9f3kQz7-requirepass"
@@ -138,12 +138,3 @@ class _Proc:
 
     def text(self) -> str:
         return self.log_path.read_text(errors="replace")
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    hook = Webhook()
-    try:
-        yield hook
-    finally:
-        hook.stop()

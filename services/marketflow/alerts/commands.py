@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from typing import Any
 
 import typer
@@ -12,6 +11,7 @@ import typer
 from marketflow.cli_support import (
     FAILURE,
     add_secrets,
+    configure_logging,
     connect,
     exit_on_error,
     fail,
@@ -32,8 +32,7 @@ def register(app: typer.Typer) -> None:
         from marketflow.core.rules import load_rules
         from marketflow.infra.topics import wait_for_topic
 
-        logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        configure_logging(loglevel)
         settings = load_settings()
         with exit_on_error(settings):
             routes_config = load_rules(settings.rules).routes

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,7 +108,12 @@ def register(app: typer.Typer) -> None:
         loglevel: str = typer.Option("info", help="debug, info, warning, error."),
     ) -> None:
         """Run the Faust worker: md.ticks and md.southbound in; snapshots, alerts out."""
-        from marketflow.cli_support import connect, exit_on_error, load_settings
+        from marketflow.cli_support import (
+            configure_logging,
+            connect,
+            exit_on_error,
+            load_settings,
+        )
 
         settings = load_settings()
         with exit_on_error(settings):
@@ -118,8 +122,7 @@ def register(app: typer.Typer) -> None:
         prepared = connect(settings, topics=True, check_redis=True)
         bootstrap, redis_url = prepared.bootstrap, prepared.redis_url
         port = settings.metrics_port if metrics_port is None else metrics_port
-        logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        configure_logging(loglevel)
         with exit_on_error(settings):
             run_worker(settings, inputs, bootstrap, redis_url, web_port, datadir,
                        port or None, loglevel)

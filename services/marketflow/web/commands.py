@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from typing import Any
 
 import typer
@@ -12,6 +11,7 @@ import typer
 from marketflow.cli_support import (
     FAILURE,
     ConfigError,
+    configure_logging,
     exit_on_error,
     fail,
     load_settings,
@@ -62,8 +62,7 @@ def register(app: typer.Typer) -> None:
         from marketflow.web.context import WebConfig
         from marketflow.web.server import serve
 
-        logging.basicConfig(level=loglevel.upper(), stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        configure_logging(loglevel)
         settings = load_settings()
         with exit_on_error(settings):
             redis_url = resolve_redis(settings)
