@@ -260,7 +260,7 @@ class MarketflowApp:
         emission = runtime.on_southbound(runtime.southbound, event.value, message.partition,
                                          message.offset, self.sinks.reject)
         runtime.touch_southbound()
-        await self.route(emission, produced_ms=message.timestamp)
+        await self.route(emission, produced_ms=timestamp_ms(message))
 
     async def refresh_ledger(self) -> None:
         """Read the alerts appended to `mf.alerts` since the last time (by this worker or
@@ -358,3 +358,10 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:
         return 0.0
+
+
+def timestamp_ms(message: Any) -> int:
+    """A Faust message's Kafka timestamp in epoch ms (Faust gives seconds, a float;
+    -1 when the record has none)."""
+    seconds = message.timestamp
+    return -1 if seconds is None else round(seconds * 1000)
