@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from marketflow.core.frames import FrameGroup, FramePartial
+from marketflow.core.timeutil import day_number
 
 PARTIALS_PER_RECORD = 64  # bounds a record (a rebuild re-sends a partition's whole day)
 
@@ -114,6 +115,8 @@ class Handoff:
         self.own_prefix = b"\x00"  # no aggregator yet: matches no record
         self._sent: dict[int, int] = {}  # source -> seq of the last partial sent
         self._must_see: dict[int, int] = {}  # source -> last seq sent by the topic only
+        self._sent_day: dict[int, int] = {}  # source -> event day of the last partial sent
+        self._must_see_day: dict[int, int] = {}  # ... and of the last sent by the topic only
         self._seen: dict[int, int] = {}  # source -> last own seq the aggregator read
         self._held: dict[int, list[Shipped]] = {}  # source -> waiting for the topic
 
@@ -123,6 +126,7 @@ class Handoff:
         self.token = uuid.uuid4().hex[:16]
         self.own_prefix = applied_prefix(self.token)
         self._must_see = dict(self._sent)
+        self._must_see_day = dict(self._sent_day)
         self._seen = {}
         self._held = {}  # held for a former aggregator: it gets them by the topic now
 
@@ -135,8 +139,10 @@ class Handoff:
             source = partial.source
             seq = self._sent.get(source, 0) + 1
             self._sent[source] = seq
+            self._sent_day[source] = day = event_day(partial)
             if not in_process:
                 self._must_see[source] = seq
+                self._must_see_day[source] = day
                 shipped.append(Shipped(partial, self.worker_id, seq))
                 continue
             item = Shipped(partial, self.worker_id, seq, self.token)
@@ -157,5 +163,23 @@ class Handoff:
             return self._held.pop(source)
         return []
 
+    def skipped_before(self, day: int) -> None:
+        """The aggregator's replay skipped the records of days before `day` (it starts at
+        the current trading day, `daystart.py`): a partial of such a day it still waits
+        to read may be among them. It is moot (its groups are of a day the aggregator has
+        left), so the wait for it ends here instead of holding the source forever."""
+        for source, seq in self._must_see.items():
+            seen = self._seen.get(source, 0)
+            if seen < seq and self._must_see_day.get(source, -1) < day:
+                self._must_see[source] = seen
+
     def _caught_up(self, source: int) -> bool:
         return self._seen.get(source, 0) >= self._must_see.get(source, 0)
+
+
+def event_day(partial: FramePartial) -> int:
+    """The latest event day a partial speaks of (its groups', its watermark's; -1: none)."""
+    days = [g.day for g in partial.groups]
+    if partial.watermark >= 0:
+        days.append(day_number(partial.watermark))
+    return max(days, default=-1)

@@ -151,3 +151,25 @@ def test_a_bad_partials_record_is_rejected_whole_and_changes_nothing() -> None:
     assert [(r[0], r[1], r[2], r[4]) for r in rejected] == [("invalid_partial", 0, 41,
                                                              "partials")] * 3
     assert aggregator.watermarks == {} and runtime.clock.watermarks[0] == -1
+
+
+def test_a_replay_that_skipped_earlier_days_does_not_wait_for_their_partials() -> None:
+    """The aggregator replays the partials topic from the current trading day: a partial
+    of an earlier day this worker sent by the topic alone may lie before that start and
+    never be read. Its source is not held for it; a partial of the current day is."""
+    from marketflow.core.frames import FrameGroup
+    from marketflow.stream.daystart import date_day
+    from marketflow.stream.partials import Handoff
+
+    friday, monday = date_day("2025-11-21"), date_day("2025-11-24")
+
+    def partial(day: int) -> FramePartial:
+        return FramePartial(0, -1, (FrameGroup(day, 1, 1, {}, 0),))
+
+    for sent_day, released in ((friday, True), (monday, False)):
+        handoff = Handoff()
+        handoff.stamp([partial(sent_day)], in_process=False)  # no aggregator here yet
+        handoff.new_aggregator()  # it replays the topic from Monday's first offset
+        handoff.skipped_before(monday)
+        shipped, now = handoff.stamp([partial(monday)], in_process=True)
+        assert (now == shipped) is released, sent_day
