@@ -41,6 +41,7 @@ class Topics(BaseSettings):
     alerts: str = "mf.alerts"
     deadletter: str = "mf.deadletter"
     partials: str = "mf.internal.frame-partials"
+    checkpoints: str = "mf.internal.checkpoints"
 
 
 SECRET_FIELDS = ("redis_url", "redis_password", "slack_webhook_url")

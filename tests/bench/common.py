@@ -31,7 +31,7 @@ def free_port() -> int:
 
 def topics_env(prefix: str) -> dict[str, str]:
     fields = ("ticks", "southbound", "indices", "sectors", "stocks", "market", "alerts",
-              "deadletter", "partials")
+              "deadletter", "partials", "checkpoints")
     return {f"MARKETFLOW_TOPIC_{f.upper()}": f"{prefix}.{f}" for f in fields}
 
 

@@ -23,7 +23,7 @@ from marketflow.backtest import run_backtest
 
 SMALL = Path(__file__).parents[1] / "data" / "small"
 TOPIC_FIELDS = ("ticks", "southbound", "indices", "sectors", "stocks", "market", "alerts",
-                "deadletter", "partials")
+                "deadletter", "partials", "checkpoints")
 
 
 def unique_topics(bootstrap: str, prefix: str, partitions: int = 8) -> dict[str, str]:

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.integration
 DEFAULT_TOPICS = {"ticks": "md.ticks", "southbound": "md.southbound", "indices": "mf.indices",
                   "sectors": "mf.sectors", "stocks": "mf.stocks", "market": "mf.market",
                   "alerts": "mf.alerts", "deadletter": "mf.deadletter",
-                  "partials": "mf.internal.frame-partials"}
+                  "partials": "mf.internal.frame-partials",
+                  "checkpoints": "mf.internal.checkpoints"}
 PASSWORD = "late-broker-s3cret"
 
 

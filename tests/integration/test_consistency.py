@@ -30,6 +30,8 @@ SELECTOR = re.compile(r"\b(marketflow_[a-z0-9_]+|marketflow:[a-z0-9_:]+)\b(\{[^}
 UNCHARTED = {
     "marketflow_frame_groups_dropped": "zero on a healthy day; a drop is logged and counted",
     "marketflow_stock_turnover_hkd": "per-stock detail for ad-hoc queries",
+    "marketflow_rebuild_records": "counted per takeover; each rebuild logs its offsets and "
+                                  "how its day start was found",
 }
 pytestmark = pytest.mark.integration
 

@@ -33,6 +33,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.alerts, 1, retention),
         TopicSpec(t.deadletter, 1, retention),
         TopicSpec(t.partials, 1, retention),
+        TopicSpec(t.checkpoints, 1, retention),
     ]
 
 

@@ -68,6 +68,10 @@ class MarketflowMetrics:
             "marketflow_frame_wait_seconds",
             "How long the oldest frame still open in the aggregator has waited to close",
             registry=registry)
+        self.rebuild_records = Counter(
+            "marketflow_rebuild_records",
+            "Records replayed to rebuild state after taking a partition over (from the first "
+            "offset of the current trading day)", ["topic"], registry=registry)
         self.batch_seconds = Histogram(
             "marketflow_batch_process_seconds", "Time to process one md.ticks record",
             buckets=LATENCY_BUCKETS, registry=registry)

@@ -2,7 +2,8 @@
 
 Agents decode -> core -> route: every step of `Runtime` returns an `Emission`, and
 `route` is the one place it goes out (`Sinks`: Kafka topics, Redis, metrics). State is
-rebuilt from the source topics (`rebuild`, the same for all three agents). `md.ticks` is
+rebuilt from the source topics, from the first offset of the current trading day
+(`rebuild`, the same for all three agents; `daystart.py` finds that offset). `md.ticks` is
 read in bulk by `TicksReader` and handed to the ticks agent a fetched batch at a time
 (`ticks_reader.py` says why); the partials and southbound agents read their topics
 through Faust.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,18 @@ from marketflow.core.frames import FramePartial
 from marketflow.core.partition import PartitionProcessor
 from marketflow.core.rules import RulesError, load_rules
 from marketflow.infra.kafka_security import client_options, faust_credentials
+from marketflow.stream.daystart import (
+    DayWatch,
+    EventDay,
+    Record,
+    Start,
+    find_start,
+    partials_day,
+    southbound_day,
+    ticks_day,
+)
 from marketflow.stream.faust_patches import shorten_fetch_wait
-from marketflow.stream.replay import AlertLedger, read_partition
+from marketflow.stream.replay import AlertLedger, CheckpointBook, PartitionLog
 from marketflow.stream.runtime import Emission, Runtime, ignore_rejects
 from marketflow.stream.sinks import Sinks
 from marketflow.stream.ticks_reader import TicksBatch, TicksReader
@@ -44,6 +55,8 @@ class MarketflowApp:
         self.runtime = runtime
         self.sinks = sinks
         self.ledger = ledger
+        self.checkpoints = CheckpointBook(config.bootstrap, self.topics.checkpoints)
+        self.days = DayWatch()
         self.rules_path = rules_path
         self.windows = windows
         self.rules_mtime = _mtime(rules_path)
@@ -130,25 +143,53 @@ class MarketflowApp:
         await self.sinks.publish(emission.output, replay=replay, produced_ms=produced_ms)
 
     async def rebuild(self, topic: str, partition: int, until: int,
-                      apply: Callable[[list[tuple[int, bytes]]], Emission]) -> int:
-        """Replay `topic[partition]` from its start up to offset `until` (what this worker
-        or a predecessor processed before) through `apply`, a batch of (offset, value) at
-        a time; returns the record count. Alerts come out once (the ledger knows those
-        already in `mf.alerts`)."""
+                      apply: Callable[[list[Record]], Emission], event_day: EventDay,
+                      ) -> tuple[int, Start]:
+        """Replay `topic[partition]` from the first offset of the current trading day
+        (`daystart.find_start`; `event_day` reads a record's event day) up to offset
+        `until` (what this worker or a predecessor processed before) through `apply`, a
+        batch of (offset, value, timestamp) at a time; returns the record count and the
+        start. Alerts come out once (the ledger knows those already in `mf.alerts`), and
+        none of a day replayed only in part (`Start.partial_through`)."""
         await self.refresh_ledger()
+        await self.checkpoints.refresh_if_older(1.0)
+        started = time.perf_counter()
         replayed = 0
-        async for batch in read_partition(self.config.bootstrap, topic, partition, until):
-            replayed += len(batch)
-            await self.route(apply(batch), replay=True)
-        return replayed
+        async with PartitionLog(self.config.bootstrap, topic, partition) as history:
+            start = await find_start(history, until, event_day,
+                                     self.checkpoints.of(topic, partition))
+            self.days.start(topic, partition, start.recorded_day)
+            partial = start.partial_through
+            async for batch in history.replay(start.offset, until):
+                replayed += len(batch)
+                self.note_days(topic, partition, batch)
+                emission = apply(batch)
+                if partial is not None:
+                    emission.output.alerts = [a for a in emission.output.alerts
+                                              if a["trading_date"] > partial]
+                await self.route(emission, replay=True)
+        self.sinks.count_rebuild(topic, replayed)
+        log.log(logging.WARNING if start.via == "earliest" else logging.INFO,
+                "%s[%d]: rebuilt from %d record(s), offsets [%d, %d) of [%d, %d): %s; in "
+                "%.2fs", topic, partition, replayed, start.offset, until, start.earliest,
+                until, start.describe(), time.perf_counter() - started)
+        return replayed, start
+
+    def note_days(self, topic: str, partition: int,
+                  records: Sequence[tuple[int, Any, int]]) -> None:
+        """Record where each day begins in a partition (read in order since its rebuild):
+        a successor's rebuild starts there (`daystart.DayWatch`)."""
+        for checkpoint in self.days.observe(topic, partition, records):
+            self.checkpoints.add(checkpoint)
+            self.sinks.send_checkpoint(checkpoint)
 
     @staticmethod
     def each(apply: Callable[[int, bytes], Emission],
-             ) -> Callable[[list[tuple[int, bytes]]], Emission]:
+             ) -> Callable[[list[Record]], Emission]:
         """A per-record step as a batch step for `rebuild`."""
-        def batch_step(batch: list[tuple[int, bytes]]) -> Emission:
+        def batch_step(batch: list[Record]) -> Emission:
             emission = Emission()
-            for offset, value in batch:
+            for offset, value, _ in batch:
                 emission.add(apply(offset, value))
             return emission
         return batch_step
@@ -166,6 +207,7 @@ class MarketflowApp:
             processor = await self.processor_for(partition, batch.records[0][0])
         started = time.perf_counter()
         emission = runtime.on_ticks_batch(processor, batch.records, sinks.reject)
+        self.note_days(self.topics.ticks, partition, batch.records)
         runtime.ticks += emission.ticks
         sinks.count_ticks(emission.ticks, partition)
         runtime.touch(partition)
@@ -192,22 +234,20 @@ class MarketflowApp:
     async def on_ticks_revoked(self, partitions: set[int]) -> None:
         for partition in partitions:
             self.runtime.processors.pop(partition, None)
+            self.days.forget(self.topics.ticks, partition)
 
     async def _rebuild_ticks(self, partition: int, until: int) -> PartitionProcessor:
         runtime = self.runtime
         processor = runtime.new_processor(partition)
-        started = time.perf_counter()
         replayed_partials: list[FramePartial] = []
 
-        def apply(batch: list[tuple[int, bytes]]) -> Emission:
-            emission = runtime.on_ticks_batch(
-                processor, [(offset, value, 0) for offset, value in batch], ignore_rejects,
-                replay=True)
+        def apply(batch: list[Record]) -> Emission:
+            emission = runtime.on_ticks_batch(processor, batch, ignore_rejects, replay=True)
             replayed_partials.extend(emission.output.partials)
             emission.output.partials = []
             return emission
 
-        replayed = await self.rebuild(self.topics.ticks, partition, until, apply)
+        await self.rebuild(self.topics.ticks, partition, until, apply, ticks_day)
         out = processor.emit()
         # Re-send only the last REPLAY_TAIL_FRAMES frames' partials, then the partition's
         # whole state (the resync): a predecessor can have died before sending what its
@@ -221,8 +261,6 @@ class MarketflowApp:
         out.partials = tail + ([resync] if resync is not None else [])
         await self.route(runtime.ship(out, in_process=False))
         runtime.processors[partition] = processor
-        log.info("md.ticks[%d]: rebuilt from %d record(s) in %.2fs", partition, replayed,
-                 time.perf_counter() - started)
         return processor
 
     async def on_partials(self, event: Any) -> None:
@@ -230,6 +268,8 @@ class MarketflowApp:
         if runtime.router is None:
             await self._rebuild_aggregator(message.partition, message.offset)
         started = time.perf_counter()
+        self.note_days(message.topic, message.partition,
+                       [(message.offset, None, timestamp_ms(message))])
         self.partials_read = (message.tp, message.offset + 1)
         emission = runtime.on_partials(event.value, self.sinks.reject, message.partition,
                                        message.offset)
@@ -241,12 +281,13 @@ class MarketflowApp:
         runtime.new_aggregator()
         runtime.aggregator_rebuilding = True
         try:
-            replayed = await self.rebuild(
+            _, start = await self.rebuild(
                 self.topics.partials, partition, until,
-                self.each(lambda _, value: runtime.on_partials(value)))
+                self.each(lambda _, value: runtime.on_partials(value)), partials_day)
+            if start.partial_day is not None:  # partials of earlier days were skipped
+                runtime.handoff.skipped_before(start.partial_day + 1)
         finally:
             runtime.aggregator_rebuilding = False
-        log.info("frame partials: aggregator rebuilt from %d record(s)", replayed)
 
     async def on_southbound(self, event: Any) -> None:
         runtime, message = self.runtime, event.message
@@ -255,8 +296,10 @@ class MarketflowApp:
             await self.rebuild(
                 self.topics.southbound, message.partition, message.offset,
                 self.each(lambda offset, value: runtime.on_southbound(
-                    book, value, message.partition, offset, ignore_rejects)))
+                    book, value, message.partition, offset, ignore_rejects)), southbound_day)
             runtime.southbound = book
+        self.note_days(message.topic, message.partition,
+                       [(message.offset, None, timestamp_ms(message))])
         emission = runtime.on_southbound(runtime.southbound, event.value, message.partition,
                                          message.offset, self.sinks.reject)
         runtime.touch_southbound()
@@ -277,6 +320,7 @@ class MarketflowApp:
     async def on_revoked(self, app: faust.App, revoked: set[Any], **kwargs: Any) -> None:
         runtime, topics = self.runtime, self.topics
         for tp in revoked:  # md.ticks partitions: `on_ticks_revoked`
+            self.days.forget(tp.topic, tp.partition)
             if tp.topic == topics.partials:
                 runtime.router = None
             elif tp.topic == topics.southbound:

@@ -255,11 +255,13 @@ class Start:
     def describe(self) -> str:
         if self.via == "nothing":
             return "nothing processed before"
+        why = "; ".join(self.refused[:4])
+        if len(self.refused) > 4:
+            why += f"; {len(self.refused) - 4} more"
         if self.via == "earliest":
-            return "from the earliest offset: " + ("; ".join(self.refused) or "no day start")
+            return "from the earliest offset: " + (why or "no day start")
         date = day_date(self.day) if self.day is not None else "?"
-        refused = f" ({'; '.join(self.refused)})" if self.refused else ""
-        return f"{date} starts there by the {self.via}{refused}"
+        return f"{date} starts there by the {self.via}" + (f" ({why})" if why else "")
 
 
 async def find_start(view: PartitionView, until: int, event_day: EventDay,

@@ -27,6 +27,7 @@ from marketflow.core.output import Alert, Output, Snapshot
 from marketflow.core.timeutil import HKT
 from marketflow.infra.kafka_security import client_options
 from marketflow.settings import Topics
+from marketflow.stream.daystart import Checkpoint
 from marketflow.stream.partials import Shipped, encode_partials
 from marketflow.stream.redis_writer import RedisWriter
 from marketflow.stream.replay import AlertLedger
@@ -208,6 +209,17 @@ class Sinks:
                 self.metrics.observe_tick_to_alert(time.time() - produced_ms / 1000)
         for alert in fresh:
             log.info("ALERT %s %s", alert["alert_id"], alert["message"])
+
+    def send_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Where a day begins in a partition (`daystart.DayWatch`): queued, not awaited;
+        one lost in a crash costs a successor a longer replay, nothing else."""
+        self._outgoing.setdefault((self.topics.checkpoints, 0), []).append(
+            (checkpoint.key(), checkpoint.to_json()))
+        self._wakeup.set()
+
+    def count_rebuild(self, topic: str, records: int) -> None:
+        if self.metrics is not None:
+            self.metrics.rebuild_records.labels(topic=topic).inc(records)
 
     def count_ticks(self, count: int, partition: int | None = None) -> None:
         if self.metrics is not None and count:
