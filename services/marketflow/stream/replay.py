@@ -65,32 +65,36 @@ class PartitionLog:
         return None if answer is None or answer.offset < 0 else int(answer.offset)
 
     async def records(self, start: int, stop: int) -> list[Record]:
-        """The records of offsets [start, stop): a few, to look at (gives up after a
-        second without any)."""
+        """The records of offsets [start, stop): a few, to look at. They exist (the caller
+        asks below the last offset processed), so this gives up only after 50 fetches in
+        a row without any: a worker replaying other partitions at the same time can keep
+        the fetcher from running for seconds (seen here with 10)."""
         out: list[Record] = []
-        async for batch in self.replay(start, stop, patience_s=1.0):
+        async for batch in self.replay(start, stop, patience=50):
             out += batch
         return out
 
-    async def replay(self, start: int, until: int, patience_s: float | None = None,
+    async def replay(self, start: int, until: int, patience: int | None = None,
                      ) -> AsyncIterator[list[Record]]:
-        """(offset, value, Kafka timestamp) batches of offsets [start, until)."""
+        """(offset, value, Kafka timestamp) batches of offsets [start, until); with
+        `patience`, stops after that many empty fetches in a row (counted, not timed: a
+        worker busy replaying other partitions can starve the fetcher for seconds)."""
         if until <= start:
             return
         consumer, tp = self.consumer, self.tp
         consumer.seek(tp, start)
-        waited_since = time.monotonic()
+        empty = 0
         while True:
-            fetched = await consumer.getmany(tp, timeout_ms=200 if patience_s else 1000,
+            fetched = await consumer.getmany(tp, timeout_ms=200 if patience else 1000,
                                              max_records=self.batch)
             records = fetched.get(tp, [])
             out = [(r.offset, r.value, r.timestamp) for r in records if r.offset < until]
+            empty = 0 if records else empty + 1
             if out:
                 yield out
-                waited_since = time.monotonic()
             if records and records[-1].offset >= until - 1:
                 return
-            if patience_s is not None and time.monotonic() - waited_since > patience_s:
+            if patience is not None and empty >= patience:
                 return
 
 
