@@ -8,6 +8,8 @@
      frame close -> sector/market alert in Redis (p50/p99/p99.9)
   f. peak RSS of the worker over the day
   g. time to recover a worker's full-day state after kill -9
+  l. the same with a previous day in md.ticks too: seconds, and records replayed (today's
+     only) against records held
 
 Writes bench-report.json and prints a table. Not part of `make test`: speed is measured
 here, never asserted in tests.
@@ -27,6 +29,7 @@ from marketflow.infra.embedded import EmbeddedStack
 from tests.bench.common import ROOT, log
 from tests.bench.latency import broker_alone, latency
 from tests.bench.realworld import realworld, realworld_rows
+from tests.bench.recovery import day_recovery
 from tests.bench.throughput import baseline, core_only, dump_day, throughput_and_recovery
 
 
@@ -42,8 +45,10 @@ def main() -> None:
                         help="trades in the loose-form day of (h, i, k)")
     parser.add_argument("--backtest-sizes", type=int, nargs="*", default=[300_000, 3_000_000],
                         help="trades in the loose-form days of (j)")
+    parser.add_argument("--recovery-ticks", type=int, default=5_000_000,
+                        help="trades in each of the two days of (l)")
     parser.add_argument("--skip", nargs="*", default=[],
-                        help="parts to skip: a b c d e f g h i j k")
+                        help="parts to skip: a b c d e f g h i j k l")
     args = parser.parse_args()
     skip = set("".join(args.skip))
     report: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
@@ -76,6 +81,8 @@ def main() -> None:
             if not skip >= set("hijk"):
                 report.update(realworld(stack, state, args.loose_ticks, args.backtest_sizes,
                                         skip))
+            if "l" not in skip:
+                report["l_day_recovery"] = day_recovery(stack, state, args.recovery_ticks)
             if "e" not in skip:
                 report["e_latency"] = latency(stack, state, args.latency_rate,
                                               args.latency_seconds)
@@ -154,6 +161,11 @@ def print_table(report: dict[str, Any]) -> None:
     if "g_recovery_s" in report:
         rows.append(("g", "recovery after kill -9", f"{report['g_recovery_s']:>12.1f} s",
                      "goal <= 30 s"))
+    if "l_day_recovery" in report:
+        day = report["l_day_recovery"]
+        rows.append(("l", "recovery, previous day in md.ticks", f"{day['recovery_s']:>12.1f} s",
+                     f"replayed {day['records_replayed']:,} of {day['records_in_partitions']:,}"
+                     f" records (today's: {day['records_today']:,})"))
     for row in rows:
         print(f"{row[0]}  {row[1]:<32} {row[2]:<44} {row[3]}")
 
