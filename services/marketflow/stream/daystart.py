@@ -164,7 +164,8 @@ class DayWatch:
             return []  # not rebuilt here (yet): its rebuild starts the watch
         latest = self.latest[key]
         margin = self.margin_ms
-        if latest is not None and replay_day(max(r[2] for r in records), margin) <= latest:
+        newest = max((r[2] for r in records if r[2] is not None), default=-1)
+        if newest < 0 or (latest is not None and replay_day(newest, margin) <= latest):
             return []  # the usual case: nothing new
         out = []
         for offset, _, ts in records:

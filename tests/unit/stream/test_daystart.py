@@ -135,8 +135,9 @@ F, M = hkt("2025-11-21 10:00"), hkt("2025-11-24 10:00")
     (FRI, [[(5, hkt("2025-11-23 23:55")), (6, M)]], [(MON, 5)]),
     # records without a timestamp are passed over
     (None, [[(0, -1), (1, M)]], [(MON, 1)]),
+    (None, [[(0, None)], [(1, -1)], [(2, F)]], [(FRI, 2)]),
 ])
-def test_day_watch(started: int | None, batches: list[list[tuple[int, int]]],
+def test_day_watch(started: int | None, batches: list[list[tuple[int, int | None]]],
                    expected: list[tuple[int, int]]) -> None:
     watch = DayWatch()
     watch.start("t", 0, started)
