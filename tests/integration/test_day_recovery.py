@@ -6,7 +6,8 @@ and `marketflow_rebuild_records_total` say how many records: exactly today's bef
 commit, not the partition), takes the second half, and ends where `marketflow backtest`
 on today's file ends: every `latest:*` figure in Redis, and the alerts (the previous
 day's alerts, emitted by the first worker, stay as they were: none is sent twice and the
-replay sends no new one)."""
+replay sends no new one). And the broker's own answer to ListOffsets by timestamp is
+checked before it is used (tansu's is wrong)."""
 
 from __future__ import annotations
 
@@ -216,3 +217,42 @@ def test_successor_replays_today_only(stack: Any, tmp_path: Path, redis_client: 
     finally:
         for worker in workers:
             worker.stop()
+
+
+async def test_the_brokers_time_index_is_checked(stack: Any) -> None:
+    """ListOffsets by timestamp on the real broker, records stamped over two days: Apache
+    Kafka's answer (Monday's first offset) is taken; tansu answers the first offset
+    whatever the time, which is refused, and with no checkpoint the start falls back to the
+    earliest offset, saying why. Never a start that skips a record of Monday."""
+    from marketflow.stream.daystart import date_day, find_start, ticks_day
+    from marketflow.stream.replay import PartitionLog
+
+    topics = unique_topics(stack.bootstrap, "timeidx", 1)
+    days = [load("ticks.jsonl", DAYS_BACK)[:60], load("ticks.jsonl")[:60]]
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for ticks in days:
+            for i in range(0, len(ticks), BATCH):
+                items = ticks[i:i + BATCH]
+                await producer.send_and_wait(topics["ticks"], orjson.dumps(items), partition=0,
+                                             timestamp_ms=items[-1]["ts"])
+    finally:
+        await producer.stop()
+    monday_at = len(days[0]) // BATCH
+    async with PartitionLog(stack.bootstrap, topics["ticks"], 0) as history:
+        answer = await history.offset_for_time(
+            (await history.records(monday_at, monday_at + 1))[0][2] - 1)
+        start = await find_start(history, monday_at + 2, ticks_day, {})
+        with_checkpoint = await find_start(history, monday_at + 2, ticks_day,
+                                           {date_day("2025-11-24"): monday_at})
+    print(f"\ntime index answered {answer} for Monday (first offset {monday_at}); "
+          f"start {start.offset} by {start.via}: {start.describe()}")
+    if answer == monday_at:  # Apache Kafka
+        assert (start.offset, start.via) == (monday_at, "time index")
+    else:  # tansu 0.6: the partition's first offset, whatever the time
+        assert answer == 0
+        assert (start.offset, start.via) == (0, "earliest")
+        assert "stamped before the day's start" in start.describe()
+    assert (with_checkpoint.offset, with_checkpoint.partial_through) == (monday_at,
+                                                                         "2025-11-21")
