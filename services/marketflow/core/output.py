@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from marketflow.core.frames import FramePartial
 
 Alert = dict[str, Any]
+NO_ALERTS: tuple[Alert, ...] = ()  # what a step that fires nothing returns
 Snapshot = dict[str, Any]
 
 

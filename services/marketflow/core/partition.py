@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from marketflow.core.frames import SNAPSHOT_EVERY_MS, FrameGroup, FramePartial
-from marketflow.core.output import Alert, Output, Snapshot
+from marketflow.core.output import NO_ALERTS, Alert, Output, Snapshot
 from marketflow.core.records import RecordError, Tick
 from marketflow.core.refdata import ReferenceData
 from marketflow.core.rules import RuleEngine, RuleSet
@@ -24,7 +24,6 @@ from marketflow.core.timeutil import (
 )
 
 PER_TICK_METRICS = ("stock.change_pct", "index.change_pct")
-NO_ALERTS: tuple[Alert, ...] = ()
 
 
 class StockState:

@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from marketflow.core.output import NO_ALERTS
 from marketflow.core.rules_spec import (
     DEFAULT_MESSAGE,
     MESSAGE_FIELDS,
@@ -131,7 +132,6 @@ class _State:
 
 
 Evidence = Callable[..., dict[str, Any]]
-NO_ALERTS: tuple[dict[str, Any], ...] = ()
 _INF = float("inf")
 
 
