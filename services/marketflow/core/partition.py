@@ -120,41 +120,45 @@ class PartitionProcessor:
         self.market_turnover = 0
         self.frame: int | None = None
         self.frame_ticks = 0
-        self.changed: set[str] = set()
-        self.changed_indices: set[str] = set()
-        self._due_stocks: set[str] = set()
-        self._due_indices: set[str] = set()
+        # universe stocks and indices changed in the open frame, and since the last
+        # snapshots (dicts: insertion order, and the state at hand)
+        self.changed: dict[str, StockState] = {}
+        self.changed_indices: dict[str, IndexState] = {}
+        self._due_stocks: dict[str, StockState] = {}
+        self._due_indices: dict[str, IndexState] = {}
         self.engine.reset_day()
 
     def _close_frame(self) -> None:
         """Close the open frame group: a FrameGroup for sectors, snapshots for people."""
-        if self.frame is None or self.frame_ticks == 0 or self.day is None:
+        if self.frame_ticks == 0 or self.frame is None or self.day is None:
             return
-        stocks = {s: (self.stocks[s].last, self.stocks[s].turnover) for s in self.changed}
-        self.closed.append(
-            FrameGroup(self.day, self.frame, self.frame_ticks, stocks, self.market_turnover)
-        )
+        changed = self.changed
+        self.closed.append(FrameGroup(
+            self.day, self.frame, self.frame_ticks,
+            {symbol: (state.last, state.turnover) for symbol, state in changed.items()},
+            self.market_turnover))
         if self.emit_snapshots:
-            self._due_stocks |= self.changed
-            self._due_indices |= self.changed_indices
+            self._due_stocks.update(changed)
+            if self.changed_indices:
+                self._due_indices.update(self.changed_indices)
+                self.changed_indices = {}
             bucket = self.frame * self.frame_ms // SNAPSHOT_EVERY_MS
             if bucket != self._snapshot_bucket:  # a new stretch of event time: due ones go
                 self._snapshot_bucket = bucket
                 self._due_snapshots(self._snapshots)
-        self.changed = set()
-        self.changed_indices = set()
+        elif self.changed_indices:
+            self.changed_indices = {}
+        self.changed = {}
         self.frame_ticks = 0
 
     def _due_snapshots(self, snapshots: list[Snapshot]) -> None:
         """One snapshot per stock or index changed in the frames closed since the last
         hand-over: at most one per key per frame (a second of event time), the latest."""
-        stocks = self.stocks
-        for symbol in self._due_stocks:
-            snapshots.append(self.stock_snapshot(stocks[symbol], final=False))
-        for symbol in self._due_indices:
-            snapshots.append(self.index_snapshot(self.indices[symbol], final=False))
-        self._due_stocks = set()
-        self._due_indices = set()
+        stock_snapshot = self.stock_snapshot
+        snapshots += [stock_snapshot(state, False) for state in self._due_stocks.values()]
+        snapshots += [self.index_snapshot(state, False) for state in self._due_indices.values()]
+        self._due_stocks = {}
+        self._due_indices = {}
 
     def emit(self) -> Output:
         """Hand over the closed frame groups as one partial, with the snapshots they make due."""
@@ -246,7 +250,7 @@ class PartitionProcessor:
             state.last_ts = tick.ts
         if not state.in_universe:
             return NO_ALERTS
-        self.changed.add(symbol)
+        self.changed[symbol] = state
         if not self._stock_rules:
             return NO_ALERTS
         return self.engine.evaluate(
@@ -272,7 +276,7 @@ class PartitionProcessor:
         if tick.ts >= state.level_ts:
             state.level = tick.price
             state.level_ts = tick.ts
-        self.changed_indices.add(symbol)
+        self.changed_indices[symbol] = state
         if not self._index_rules:
             return NO_ALERTS
         return self.engine.evaluate(

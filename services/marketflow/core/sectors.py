@@ -53,6 +53,11 @@ class SectorBook:
             )
             for symbol, stock in ref.stocks.items()
         }
+        # per sector: its members' (symbol, float shares, previous close)
+        self.members = [tuple((m, ref.stocks[m].float_shares, ref.stocks[m].prev_close)
+                              for m in ref.sector_members[name]) for name in self.names]
+        self.sector_ids = {symbol: tuple(s for s, _, _ in weights)
+                           for symbol, weights in self.weights.items()}
         self.reset()
 
     def reset(self) -> None:
@@ -66,7 +71,8 @@ class SectorBook:
         self.market_breadth = [0, 0, len(self.ref.stocks)]  # advancers, decliners, unchanged
         self.last = {symbol: stock.prev_close for symbol, stock in self.ref.stocks.items()}
         self.stock_turnover = dict.fromkeys(self.ref.stocks, 0)
-        self.touched: set[int] = set()
+        self.touched: set[int] = set()  # since the last snapshots
+        self.frame_touched: set[int] = set()  # since the last frame recorded in history
 
     def apply(self, symbol: str, last: int, turnover: int) -> bool:
         """Set a stock's absolute last price and turnover; True if anything changed."""
@@ -91,7 +97,9 @@ class SectorBook:
             self.stock_turnover[symbol] = turnover
             for s, _, _ in weights:
                 self.turnover[s] += d_turnover
-        self.touched.update(s for s, _, _ in weights)
+        ids = self.sector_ids[symbol]
+        self.touched.update(ids)
+        self.frame_touched.update(ids)
         return True
 
     def _move(self, weights: tuple[tuple[int, int, int], ...], sign: int, step: int) -> None:
@@ -110,19 +118,15 @@ class SectorBook:
     def top_contributors(self, s: int, limit: int = TOP_CONTRIBUTORS) -> list[dict[str, Any]]:
         """Members whose moves added most to the sector's change (in its direction)."""
         ref = self.ref
-        name = self.names[s]
         direction = 1 if self.cap_num[s] >= self.cap_den[s] else -1
-        rows = []
-        for symbol in ref.sector_members[name]:
-            stock = ref.stocks[symbol]
-            moved = self.last[symbol] - stock.prev_close
-            if moved:
-                rows.append((direction * stock.float_shares * moved, symbol))
-        rows.sort(key=lambda row: (-row[0], row[1]))
+        last = self.last
+        # (-contribution, symbol): the largest contributions first, ties by symbol
+        rows = [(-direction * f * (last[symbol] - prev), symbol)
+                for symbol, f, prev in self.members[s] if last[symbol] != prev]
         out = []
-        for _, symbol in rows[:limit]:
+        for _, symbol in heapq.nsmallest(limit, rows):
             stock = ref.stocks[symbol]
-            moved = self.last[symbol] - stock.prev_close
+            moved = last[symbol] - stock.prev_close
             out.append({
                 "symbol": symbol,
                 "name": stock.name,
@@ -167,6 +171,12 @@ class SectorAggregator:
         self.last_frame: int | None = None
         self.history_frames: list[int] = []
         self.history_levels: list[list[int]] = []
+        self.history_touched: list[set[int]] = []  # sectors each history frame changed
+        # Sector gain rules are checked only where a value can have changed (see
+        # `_gain_candidates`): the history index each rule window looked back to at the
+        # last check, and the sectors whose last check was not quiet (or never made)
+        self._lookback_at: dict[str, int] = {}
+        self._unsettled: set[int] = set(range(len(self.book.names)))
         self.watermarks: dict[int, int] = {}
         self.source_frames: dict[int, int] = {}  # source -> latest frame of its groups
         # groups dropped (exported as marketflow_frame_groups_dropped_total{reason})
@@ -241,6 +251,10 @@ class SectorAggregator:
         self.market_parts = {}
         self.history_frames = []
         self.history_levels = []
+        self.history_touched = []
+        self.book.frame_touched = set()
+        self._lookback_at = {}
+        self._unsettled = set(range(len(self.book.names)))
         self.engine.reset_day()
 
     @property
@@ -272,23 +286,33 @@ class SectorAggregator:
         self.last_frame = frame
         self._record_history(frame)
         self._evaluate_rules(frame, out.alerts)
+        self._prune_history(frame)
         if self.emit_snapshots:
             self._snapshot_due = True
         else:
             book.touched.clear()
 
     def _record_history(self, frame: int) -> None:
+        book = self.book
         self.history_frames.append(frame)
-        self.history_levels.append(list(self.book.cap_num))
+        self.history_levels.append(list(book.cap_num))
+        self.history_touched.append(book.frame_touched)
+        book.frame_touched = set()
+
+    def _prune_history(self, frame: int) -> None:
         horizon = frame - self.max_window
         keep_from = bisect_right(self.history_frames, horizon) - 1
         if keep_from > 64:  # prune in chunks: keep the last entry at or before the horizon
             del self.history_frames[:keep_from]
             del self.history_levels[:keep_from]
+            del self.history_touched[:keep_from]
+            # every window looked back at or after the horizon at this frame
+            self._lookback_at = {w: i - keep_from for w, i in self._lookback_at.items()}
 
     def set_rules(self, rules: RuleSet) -> None:
         self.engine.set_rules(rules)
         self._rule_windows = self._windows_of(rules)
+        self._unsettled = set(range(len(self.book.names)))
 
     def _windows_of(self, rules: RuleSet) -> dict[str, int]:
         """The rolling windows some sector.gain_pct rule looks at (only those are computed
@@ -328,19 +352,26 @@ class SectorAggregator:
         turnover_rules = engine.has_rules("sector.turnover_hkd")
         lookback = self._lookback(frame, self._rule_windows) if gain_rules else []
         before_by_window = dict(lookback)
-        for s, name in enumerate(book.names if gain_rules or eq_rules or turnover_rules
-                                 else ()):
+        names = book.names
+        candidates = self._gain_candidates(frame) if gain_rules else set()
+        unsettled = self._unsettled
+        for s in (range(len(names)) if eq_rules or turnover_rules else sorted(candidates)):
+            name = names[s]
             now = cap_num[s]
             start = cap_den[s]
-            if gain_rules and not self._gains_quiet(name, s, now, start, before_by_window):
-                values = {"day": (now - start) * 100 / start}  # = book.gain_pct(s)
-                for window, levels in lookback:  # as rolling()
-                    before = levels[s] if levels is not None else start
-                    values[window] = (now - before) * 100 / before
-                fired = evaluate("sector.gain_pct", name, values, ts, now / start, name,
-                                 evidence, frame, s)
-                if fired:
-                    alerts += fired
+            if s in candidates:
+                if self._gains_quiet(name, s, now, start, before_by_window):
+                    unsettled.discard(s)
+                else:
+                    unsettled.add(s)
+                    values = {"day": (now - start) * 100 / start}  # = book.gain_pct(s)
+                    for window, levels in lookback:  # as rolling()
+                        before = levels[s] if levels is not None else start
+                        values[window] = (now - before) * 100 / before
+                    fired = evaluate("sector.gain_pct", name, values, ts, now / start, name,
+                                     evidence, frame, s)
+                    if fired:
+                        alerts += fired
             if eq_rules:
                 fired = evaluate("sector.eq_gain_pct", name, book.eq_gain_pct(s), ts,
                                  now / start, name, evidence, frame, s)
@@ -356,6 +387,24 @@ class SectorAggregator:
             value = self.market_turnover / 100
             alerts += evaluate("market.turnover_hkd", "market", value, ts, value,
                                "market", self._market_figures)
+
+    def _gain_candidates(self, frame: int) -> set[int]:
+        """The sectors whose sector.gain_pct values may differ from their last check, or
+        whose last check was not quiet: the others were inside every quiet band then and
+        still are (same level, same look-back levels, same rule state), so they are
+        skipped. A sector's level changes only in the frames that touch it (the history
+        keeps those per frame), so a window's look-back level moves from one history entry
+        to a later one only for the sectors touched in the entries in between."""
+        out = self._unsettled | self.history_touched[-1]
+        frames, touched = self.history_frames, self.history_touched
+        for window, span in self._rule_windows.items():
+            i = bisect_right(frames, frame - span) - 1  # as _lookback()
+            last = self._lookback_at.get(window, -1)  # -1: the day's start
+            if i != last:
+                for k in range(last + 1, i + 1):
+                    out |= touched[k]
+                self._lookback_at[window] = i
+        return out
 
     def _gains_quiet(self, name: str, s: int, now: int, start: int,
                      before_by_window: dict[str, Sequence[int] | None]) -> bool:

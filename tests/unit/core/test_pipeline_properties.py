@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from marketflow.core.pipeline import Pipeline
 from marketflow.core.records import Tick
 from marketflow.core.refdata import Index, ReferenceData, Stock
-from marketflow.core.rules import RuleSet
+from marketflow.core.rules import RuleSet, parse_rules
+from marketflow.core.timeutil import to_rfc3339
 from tests.unit.core import reference
 
 BASE = 1_763_947_800_000  # 2025-11-24 09:30 HKT
@@ -104,3 +105,51 @@ def test_out_of_order_trades_keep_day_sums_and_latest_price(ticks: list[Tick]) -
     for name, figures in expected["sectors"].items():
         assert close(result["sectors"][name]["gain_pct"], figures["gain_pct"]), name
     assert close(result["market"]["turnover_hkd"], expected["market"]["turnover_hkd"])
+
+
+GAIN_RULES = (  # (id, window, op, threshold, hysteresis, cooldown ms, max per day)
+    ("day-up", "day", ">=", 5.0, 2.0, 0, 3),
+    ("day-down", "day", "<=", -5.0, 1.0, 0, 2),
+    ("1m-up", "1m", ">=", 3.0, 1.0, 60_000, 4),
+    ("5m-down", "5m", "<=", -2.0, 0.5, 0, 5),
+)
+
+
+def gain_ruleset() -> RuleSet:
+    return parse_rules({"rules": [
+        {"id": rid, "metric": "sector.gain_pct", "window": window, "op": op,
+         "threshold": threshold, "hysteresis": hysteresis, "cooldown": f"{cooldown // 1000}s",
+         "max_per_day": most}
+        for rid, window, op, threshold, hysteresis, cooldown, most in GAIN_RULES]})
+
+
+@settings(max_examples=150, deadline=None)
+@given(tick_streams(ordered=True))
+def test_sector_gain_alerts_equal_reference(ticks: list[Tick]) -> None:
+    """Sector gain rules (day and rolling windows) fire exactly where a declarative scan of
+    every evaluated frame says: the aggregator checks only the sectors whose values can
+    have moved (`SectorAggregator._gain_candidates`), and that must change nothing."""
+    pipeline = Pipeline(universe(), gain_ruleset(), 1000, tuple(WINDOWS))
+    for tick in ticks:
+        pipeline.on_tick(tick)
+    pipeline.finish()
+    got = sorted((a["rule_id"], a["subject"], a["ts"]) for a in pipeline.result()["alerts"]
+                 if a["metric"] == "sector.gain_pct")
+    ref = universe()
+    kept = reference.accepted(ticks)
+    frames = sorted({t.ts // 1000 for t in kept})  # every frame with a tick is evaluated
+    spans = {"day": None, **WINDOWS}
+    expected = []
+    for name in ref.sector_members:
+        series: dict[str, list[tuple[int, float]]] = {w: [] for w in spans}
+        for frame in frames:
+            end = (frame + 1) * 1000
+            level = reference.sector_level(ref, kept, name, end)
+            for window, ms in spans.items():
+                before = 1 if ms is None else reference.sector_level(ref, kept, name, end - ms)
+                series[window].append((end, float((level / before - 1) * 100)))
+        for rid, window, op, threshold, hysteresis, cooldown, most in GAIN_RULES:
+            for i in reference.scan_alerts(series[window], op, threshold, hysteresis,
+                                           cooldown, most):
+                expected.append((rid, name, to_rfc3339(series[window][i][0])))
+    assert got == sorted(expected)
