@@ -17,6 +17,7 @@ from marketflow.core.records import (
     SouthboundUpdate,
     Tick,
     parse_southbound,
+    parse_tick_fast,
 )
 from marketflow.core.refdata import ReferenceData, ReferenceDataError
 from marketflow.core.rules import RulesError, load_rules
@@ -60,18 +61,44 @@ def _events(pipeline: Pipeline, ticks: Path,
     return heapq.merge(tick_events(), southbound_events(), key=lambda e: (e[0], e[1]))
 
 
+def _apply_ticks(pipeline: Pipeline, ticks: Path) -> None:
+    """A ticks file alone through the pipeline, in one loop: a tick in a common form
+    straight from the fast parser, anything else as `_events` takes it."""
+    from marketflow.ingest.batches import split_ticks
+    from marketflow.ingest.files import read_values
+
+    on_tick, fast = pipeline.on_tick, parse_tick_fast
+    for _, obj in read_values(ticks):
+        if type(obj) is dict:
+            tick = fast(obj)
+            if tick is not None:
+                on_tick(tick)
+                continue
+        if isinstance(obj, RecordError):
+            pipeline.reject(obj.reason)
+            continue
+        batch, bad = split_ticks(obj)  # an array keeps its good ticks
+        for element in bad:
+            pipeline.reject(element.error.reason)
+        for tick in batch:
+            on_tick(tick)
+
+
 def run_backtest(universe: Path, indices: Path, rules_path: Path, ticks: Path,
                  southbound: Path | None = None, frame_ms: int = 1000,
                  windows: tuple[str, ...] = DEFAULT_WINDOWS) -> dict[str, Any]:
     ref = ReferenceData.load(universe, indices)
     rules = load_rules(rules_path, windows)
     pipeline = Pipeline(ref, rules, frame_ms, windows)
-    on_tick, on_southbound = pipeline.on_tick, pipeline.on_southbound
-    for _, kind, _, record in _events(pipeline, ticks, southbound):
-        if kind == _TICK:
-            on_tick(record)  # type: ignore[arg-type]
-        else:
-            on_southbound(record)  # type: ignore[arg-type]
+    if southbound is None:
+        _apply_ticks(pipeline, ticks)
+    else:
+        on_tick, on_southbound = pipeline.on_tick, pipeline.on_southbound
+        for _, kind, _, record in _events(pipeline, ticks, southbound):
+            if kind == _TICK:
+                on_tick(record)  # type: ignore[arg-type]
+            else:
+                on_southbound(record)  # type: ignore[arg-type]
     pipeline.finish()
     return pipeline.result()
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marketflow.core.records import RecordError, _fast_ts, _parse_fast, _parse_tick, _rfc3339_ms
+from marketflow.core.records import RecordError, _fast_ts, _parse_tick, _rfc3339_ms, parse_tick_fast
 
 prices = st.one_of(
     st.floats(min_value=-1, max_value=2e7),
@@ -65,7 +65,7 @@ ticks = st.fixed_dictionaries(
 @settings(max_examples=3000, deadline=None)
 @given(ticks)
 def test_fast_path_agrees_with_general_path(obj: dict) -> None:
-    fast = _parse_fast(obj)
+    fast = parse_tick_fast(obj)
     if fast is None:
         return
     try:
@@ -86,7 +86,7 @@ def test_fast_path_agrees_with_general_path(obj: dict) -> None:
 def test_loose_forms_take_the_fast_path(symbol: str, ts: object, want_symbol: str,
                                         want_ts: int) -> None:
     obj = {"symbol": symbol, "ts": ts, "price": 612.5, "qty": 100}
-    fast = _parse_fast(obj)
+    fast = parse_tick_fast(obj)
     assert fast is not None, obj
     assert (fast.symbol, fast.ts) == (want_symbol, want_ts)
     assert fast == _parse_tick(obj)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from marketflow.core.records import RecordError
-from marketflow.ingest.files import read_records
+from marketflow.ingest.files import BOM, read_records, read_values
 from marketflow.ingest.partitioner import partition_for
 from marketflow.ingest.publisher import pace_delay
 
@@ -115,3 +116,28 @@ def test_a_broken_compressed_stream_ends_the_file_with_a_reason(tmp_path: Path,
     assert isinstance(last, RecordError) and last.reason == "invalid_encoding"
     assert last.detail.startswith(f"line {number}: the compressed stream is broken")
     assert all(not isinstance(obj, RecordError) for _, _, obj in rows[:-2])
+
+
+def values_of(rows: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
+    """Rows with each RecordError as (reason, detail), so two reads compare equal."""
+    return [(n, (obj.reason, obj.detail) if isinstance(obj, RecordError) else obj)
+            for n, obj in rows]
+
+
+@pytest.mark.parametrize("content", [
+    b"", b"\n\n", BOM + GOOD + b"\n" + GOOD, b"  " + BOM + GOOD + b"\n",
+    GOOD + b"\r\n\r\n" + GOOD + b"\r\n",
+    GOOD + b"\n\xff" + GOOD + b"\n{\"a\": \"\\ud800\"}\n[1, 2\n" + GOOD,
+    GOOD + b"\n" + b"[" + b",".join([GOOD] * 12_000) + b"]\n" + GOOD,  # over 1 MiB
+    b"\x1f\x8b", b"\x1f\x8b not gzip at all\n",
+    gzip.compress(b"".join([GOOD + b"\n"] * 2000))[:-40],
+    gzip.compress(GOOD + b"\nnot json\n" + GOOD),
+    b"symbol,ts,price,qty\n700,1763947800000,612.5,100\n\xff00,1,2,3\n",
+])
+def test_values_read_as_records_are(tmp_path: Path, content: bytes) -> None:
+    """`read_values` (the backtest's one-loop reader) yields what `read_records` does,
+    line numbers, values and reasons with their details, on good and bad bytes alike."""
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(content)
+    expected = values_of([(n, obj) for n, _, obj in read_records(path)])
+    assert values_of(list(read_values(path))) == expected

@@ -19,8 +19,9 @@ from marketflow.backtest import run_backtest
 from marketflow.cli import app
 from marketflow.core.records import RecordError
 from marketflow.ingest.batches import split_ticks
-from marketflow.ingest.files import read_records
+from marketflow.ingest.files import read_records, read_values
 from tests.nasty import NASTY, SMALL, NastyDay, build_nasty_day, canonical, corpus
+from tests.unit.ingest.test_files import values_of
 
 
 def read_split(path: Path) -> tuple[list[tuple[int, str, int | None]], list[dict[str, Any]]]:
@@ -177,6 +178,7 @@ def test_generated_lines(lines: list[bytes], crlf: bool, tmp_path: Path) -> None
     path = tmp_path / "gen.jsonl"
     path.write_bytes(b"".join(line + (b"\r\n" if crlf else b"\n") for line in lines))
     rows = list(read_records(path))  # never raises
+    assert values_of(list(read_values(path))) == values_of([(n, v) for n, _, v in rows])
     if path.read_bytes()[:2] == b"\x1f\x8b":  # gzip's magic: read as a (broken) gzip
         assert rows[-1][2].reason == "invalid_encoding"  # type: ignore[union-attr]
         return
