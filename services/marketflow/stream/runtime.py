@@ -82,8 +82,7 @@ class Runtime:
         self.aggregator_rebuilding = False
         self.handoff = Handoff()
         self.southbound: SouthboundBook | None = None
-        self.clock = FrameClock(sources, frame_ms, idle_ms, now,
-                                busy=lambda source: self.ticks_behind(source))
+        self.clock = FrameClock(sources, frame_ms, idle_ms, now, busy=self.holds_input)
         self.keepalive_s = idle_ms / 2000  # a source behind says so this often
         self.source_flush_s = source_flush_ms / 1000
         self.finalised = True
@@ -225,6 +224,16 @@ class Runtime:
         group = FrameGroup(processor.day, processor.frame, 0, stocks, processor.market_turnover)
         return FramePartial(processor.source, processor.watermark, (group,))
 
+    def holds_input(self, source: int) -> bool:
+        """Does this worker hold input of `source` the aggregator has not had: records not
+        applied yet (`ticks_behind`), or an open frame with ticks, not shipped (it goes out
+        when the partition has been quiet for `source_flush_ms`, or a later tick closes
+        it)? Such a source is late, never idle, however long since its last partial."""
+        if self.ticks_behind(source):
+            return True
+        processor = self.processors.get(source)
+        return processor is not None and processor.frame_ticks > 0
+
     # -- timers ----------------------------------------------------------------------
 
     def touch(self, partition: int) -> None:
@@ -259,7 +268,7 @@ class Runtime:
             # a partition still working through its records tells the aggregator (maybe in
             # another worker) it is behind, not idle: a partial without groups
             if (now - self.last_shipped.get(partition, 0.0) > self.keepalive_s
-                    and self.ticks_behind(partition)):
+                    and self.holds_input(partition)):
                 state = self.processors.get(partition)
                 watermark = state.watermark if state is not None else -1
                 emission.add(self.ship(Output(partials=[FramePartial(partition, watermark,

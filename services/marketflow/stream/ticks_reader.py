@@ -101,18 +101,21 @@ class TicksReader(ConsumerRebalanceListener):  # type: ignore[misc]
             last_commit = time.monotonic()
             while True:
                 fetched = await consumer.getmany(timeout_ms=100, max_records=self.max_records)
+                batches = [TicksBatch(tp.partition, [(r.offset, r.value, r.timestamp)
+                                                     for r in records])
+                           for tp, records in fetched.items() if records]
+                # every batch counts as outstanding before the first is delivered (which
+                # may wait): a partition whose records were fetched is behind, not idle
+                for batch in batches:
+                    partition = batch.partition
+                    self.owned.add(partition)  # fetched: assigned, even if aiokafka has
+                    # not told the listener yet
+                    self.outstanding[partition] = self.outstanding.get(partition, 0) + 1
                 for tp in consumer.assignment():  # positions are cached: no round trip
                     high = consumer.highwater(tp)  # from fetch responses (right on tansu)
                     self.unread[tp.partition] = (
                         high is None or await consumer.position(tp) < high)
-                for tp, records in fetched.items():
-                    if not records:
-                        continue
-                    batch = TicksBatch(tp.partition, [(r.offset, r.value, r.timestamp)
-                                                      for r in records])
-                    self.owned.add(tp.partition)  # fetched: assigned, even if aiokafka
-                    # has not told the listener yet
-                    self.outstanding[tp.partition] = self.outstanding.get(tp.partition, 0) + 1
+                for batch in batches:
                     await self.deliver(batch)
                 if time.monotonic() - last_commit >= self.commit_interval_s:
                     await self.commit()

@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from marketflow.core.rules import parse_rules
+from marketflow.core.timeutil import to_rfc3339
 from marketflow.stream.runtime import Runtime
 from tests.unit.core.test_pipeline_properties import BASE, WINDOWS, universe
 
@@ -62,3 +63,36 @@ def test_records_applied_and_rejected(values: list[bytes], applied: int,
     assert (count, rejects) == (applied, rejected)
     if applied:
         assert stock["trades"] == applied and stock["last"] == 50.5
+
+
+def test_a_frame_waits_for_a_partitions_open_frame_after_a_stall() -> None:
+    """Partition 0 ends with ticks in frame 1, its open frame (not shipped yet: an open
+    frame goes out when the partition has been quiet for `source_flush_ms`, or when a
+    later tick closes it). The worker then stalls for longer than `idle_ms` (a slow
+    machine, long batches of other partitions), and partition 1's next batch passes frame
+    1. Partition 0 holds frame 1's group here: it is not idle, and frame 1 must wait for
+    it (closed without it, the market would be evaluated on part of its turnover)."""
+    clock = [0.0]
+    # HK$111,100 once both partitions' frame 1 is in; HK$60,600 with one of them
+    rules = parse_rules({"rules": [{
+        "id": "turnover", "metric": "market.turnover_hkd", "op": ">=",
+        "threshold": 100_000.0}]}, WINDOWS)
+    runtime = Runtime(universe(), rules, 1000, tuple(WINDOWS), 2, 2000,
+                      now=lambda: clock[0])
+    runtime.new_aggregator()
+    processors = {p: runtime.new_processor(p) for p in (0, 1)}
+    runtime.processors.update(processors)
+    start = BASE + DAY_MS
+    alerts = []
+    for p, symbol, last in ((0, "00001", 1500), (1, "00002", 2500)):
+        # HK$5,050 in frame 0, 50,500 in frame 1 (and for partition 1 a tick in frame 2)
+        records = [(0, orjson.dumps(tick(start, symbol)), 0),
+                   (1, orjson.dumps(tick(start + 1500, symbol, qty=1000)), 0),
+                   (2, orjson.dumps(tick(start + last, symbol, qty=0)), 0)]
+        alerts += runtime.on_ticks_batch(processors[p], records, lambda *a: None).output.alerts
+        runtime.touch(p)
+        clock[0] += 5.0  # a stall past idle_ms
+    for _ in range(3):
+        alerts += runtime.housekeeping().output.alerts
+        clock[0] += 5.0
+    assert [(a["ts"], a["value"]) for a in alerts] == [(to_rfc3339(start + 2000), 111_100.0)]
