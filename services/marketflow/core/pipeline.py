@@ -32,6 +32,7 @@ class Pipeline:
                  windows: Iterable[str] = DEFAULT_WINDOWS,
                  keep_snapshots: bool = False) -> None:
         self.ref = ref
+        self.frame_ms = frame_ms
         self.processor = PartitionProcessor(ref, rules, frame_ms, 0,
                                             emit_snapshots=keep_snapshots)
         self.aggregator = SectorAggregator(ref, rules, frame_ms, windows,
@@ -47,15 +48,18 @@ class Pipeline:
 
     def on_tick(self, tick: Tick) -> None:
         processor = self.processor
-        try:
-            processor.advance(tick.ts)
-        except RecordError as error:
-            self.rejected[error.reason] += 1
-            return
-        if processor.closed:
-            # frames before this tick close first, so alerts come out in event-time order
-            out = processor.emit()
-            self._collect(out.add(self.router.route(out.partials)))
+        ts = tick.ts
+        if (ts // self.frame_ms != processor.frame
+                or not processor.day_start <= ts < processor.day_end):
+            try:  # (in the open frame, there is nothing to advance)
+                processor.advance(ts)
+            except RecordError as error:
+                self.rejected[error.reason] += 1
+                return
+            if processor.closed:
+                # frames before this tick close first: alerts come out in event-time order
+                out = processor.emit()
+                self._collect(out.add(self.router.route(out.partials)))
         try:
             alerts = processor.on_tick(tick)
         except RecordError as error:
