@@ -346,7 +346,13 @@ def parse_tick_fast(obj: dict[str, Any]) -> Tick | None:
     symbol = obj.get("symbol")
     ts = obj.get("ts")
     price = obj.get("price")
-    qty = obj.get("qty", 0)
+    qty = obj.get("qty")
+    if len(obj) == (3 if qty is None else 4):  # nothing else: a trade, turnover = p * q
+        kind, turnover, seq = "trade", None, None
+    else:
+        kind, turnover, seq = obj.get("kind", "trade"), obj.get("turnover"), obj.get("seq")
+    if qty is None:
+        qty = 0
     if type(symbol) is not str or type(qty) is not int or not 0 <= qty <= MAX_QTY:
         return None
     canonical = _SYMBOLS.get(symbol)
@@ -373,10 +379,8 @@ def parse_tick_fast(obj: dict[str, Any]) -> Tick | None:
         milli = price * 1000
     else:
         return None
-    kind = obj.get("kind", "trade")
     if kind != "trade" and kind != "index":
         return None
-    turnover = obj.get("turnover")
     if turnover is None:
         cents, remainder = divmod(milli * qty, 10)  # HK$ cents, half to even
         if remainder > 5 or (remainder == 5 and cents % 2 == 1):
@@ -390,14 +394,14 @@ def parse_tick_fast(obj: dict[str, Any]) -> Tick | None:
         cents = turnover * 100
     else:
         return None
-    seq = obj.get("seq")
     if seq is not None and (type(seq) is not int or not -MAX_INT < seq < MAX_INT):
         return None
-    if cents >= MAX_AMOUNT * 100:
+    if cents >= _MAX_CENTS:
         return None
-    return _new_tick(Tick, (canonical, ts, milli, qty, int(cents), seq, kind))
+    return _new_tick(Tick, (canonical, ts, milli, qty, cents, seq, kind))
 
 
+_MAX_CENTS = MAX_AMOUNT * 100
 _new_tick = tuple.__new__  # Tick(...) without NamedTuple's Python-level __new__: half the cost
 
 
