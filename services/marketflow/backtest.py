@@ -26,26 +26,39 @@ from marketflow.core.windows import DEFAULT_WINDOWS, parse_windows
 _TICK, _SOUTHBOUND = 0, 1
 
 
-def _events(pipeline: Pipeline, ticks: Path,
-            southbound: Path | None) -> Iterator[tuple[int, int, int, Tick | SouthboundUpdate]]:
-    """Both inputs merged by event time (stable: file order within each, ticks first on ties)."""
+def _ticks(pipeline: Pipeline, ticks: Path) -> Iterator[Tick]:
+    """The good ticks of a file in order, a tick in a common form straight from the fast
+    parser; every rejected line or array element counted in the pipeline."""
     from marketflow.ingest.batches import split_ticks
+    from marketflow.ingest.files import read_values
+
+    fast = parse_tick_fast
+    for _, obj in read_values(ticks):
+        if type(obj) is dict:
+            tick = fast(obj)
+            if tick is not None:
+                yield tick
+                continue
+        if isinstance(obj, RecordError):
+            pipeline.reject(obj.reason)
+            continue
+        batch, bad = split_ticks(obj)  # an array keeps its good ticks
+        for element in bad:
+            pipeline.reject(element.error.reason)
+        yield from batch
+
+
+def _events(pipeline: Pipeline, ticks: Path,
+            southbound: Path) -> Iterator[tuple[int, int, Tick | SouthboundUpdate]]:
+    """Both inputs merged by event time (stable: file order within each, ticks first on ties)."""
     from marketflow.ingest.files import read_records
 
-    def tick_events() -> Iterator[tuple[int, int, int, Tick | SouthboundUpdate]]:
-        for n, (_, _, obj) in enumerate(read_records(ticks)):
-            if isinstance(obj, RecordError):
-                pipeline.reject(obj.reason)
-                continue
-            batch, bad = split_ticks(obj)  # an array keeps its good ticks
-            for element in bad:
-                pipeline.reject(element.error.reason)
-            for tick in batch:
-                yield tick.ts, _TICK, n, tick
+    def tick_events() -> Iterator[tuple[int, int, Tick | SouthboundUpdate]]:
+        for tick in _ticks(pipeline, ticks):
+            yield tick.ts, _TICK, tick
 
-    def southbound_events() -> Iterator[tuple[int, int, int, Tick | SouthboundUpdate]]:
-        assert southbound is not None
-        for n, (_, _, obj) in enumerate(read_records(southbound)):
+    def southbound_events() -> Iterator[tuple[int, int, Tick | SouthboundUpdate]]:
+        for _, _, obj in read_records(southbound):
             if isinstance(obj, RecordError):
                 pipeline.reject(obj.reason)
                 continue
@@ -54,34 +67,9 @@ def _events(pipeline: Pipeline, ticks: Path,
             except RecordError as error:
                 pipeline.reject(error.reason)
                 continue
-            yield update.ts, _SOUTHBOUND, n, update
+            yield update.ts, _SOUTHBOUND, update
 
-    if southbound is None:
-        return tick_events()
     return heapq.merge(tick_events(), southbound_events(), key=lambda e: (e[0], e[1]))
-
-
-def _apply_ticks(pipeline: Pipeline, ticks: Path) -> None:
-    """A ticks file alone through the pipeline, in one loop: a tick in a common form
-    straight from the fast parser, anything else as `_events` takes it."""
-    from marketflow.ingest.batches import split_ticks
-    from marketflow.ingest.files import read_values
-
-    on_tick, fast = pipeline.on_tick, parse_tick_fast
-    for _, obj in read_values(ticks):
-        if type(obj) is dict:
-            tick = fast(obj)
-            if tick is not None:
-                on_tick(tick)
-                continue
-        if isinstance(obj, RecordError):
-            pipeline.reject(obj.reason)
-            continue
-        batch, bad = split_ticks(obj)  # an array keeps its good ticks
-        for element in bad:
-            pipeline.reject(element.error.reason)
-        for tick in batch:
-            on_tick(tick)
 
 
 def run_backtest(universe: Path, indices: Path, rules_path: Path, ticks: Path,
@@ -90,11 +78,13 @@ def run_backtest(universe: Path, indices: Path, rules_path: Path, ticks: Path,
     ref = ReferenceData.load(universe, indices)
     rules = load_rules(rules_path, windows)
     pipeline = Pipeline(ref, rules, frame_ms, windows)
+    on_tick = pipeline.on_tick
     if southbound is None:
-        _apply_ticks(pipeline, ticks)
+        for tick in _ticks(pipeline, ticks):
+            on_tick(tick)
     else:
-        on_tick, on_southbound = pipeline.on_tick, pipeline.on_southbound
-        for _, kind, _, record in _events(pipeline, ticks, southbound):
+        on_southbound = pipeline.on_southbound
+        for _, kind, record in _events(pipeline, ticks, southbound):
             if kind == _TICK:
                 on_tick(record)  # type: ignore[arg-type]
             else:
