@@ -9,6 +9,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from marketflow.alerts.history import MAX_POINTS
 from marketflow.alerts.redis_sink import RedisAlertSink, RedisLatestSink
 
 pytestmark = pytest.mark.integration
@@ -103,3 +104,35 @@ def test_history_points(stack: Any, redis_client: Any) -> None:
                                                             ("09:30:29", 4.0)]
     assert 0 < redis_client.ttl(key) <= 3 * 86_400
     assert float(redis_client.hget("t:latest:index:HSI", "level")) == 4.0
+
+
+def test_one_write_holds_many_hashes_and_sets(stack: Any, redis_client: Any) -> None:
+    """A flush's whole write is one scripted command: every hash with all its fields, every
+    history set trimmed to its newest `MAX_POINTS` points and given its expiry."""
+    key = "u:history:2025-11-24:sector:AI"
+    redis_client.zadd(key, {f"old{n}": n for n in range(MAX_POINTS + 5)})
+    sectors = [{"type": "sector", "subject": f"S{n}", "trading_date": "2025-11-24",
+                "ts": "2025-11-24T10:00:00.000+08:00", "final": False, "gain_pct": n / 10,
+                "eq_gain_pct": 0.5, "turnover_hkd": 1e9 + n, "advancers": n,
+                "rolling": {"1m": 0.1, "15m": 0.2}} for n in range(150)]
+    sectors[0]["subject"] = "AI"
+
+    async def run() -> None:
+        client = aioredis.Redis.from_url(stack.redis_url)
+        sink = RedisLatestSink(client, "u:")
+        sink.observe_history(sectors)
+        await sink.write_many(sectors)
+        assert not sink.history.pending()  # written, so forgotten
+        await client.aclose()
+
+    asyncio.run(run())
+    for n in (0, 1, 149):
+        stored = redis_client.hgetall(f"u:latest:sector:{sectors[n]['subject']}")
+        assert float(stored[b"gain_pct"]) == n / 10 and int(stored[b"advancers"]) == n
+        assert set(stored) == {b"ts", b"final", b"gain_pct", b"eq_gain_pct", b"turnover_hkd",
+                               b"advancers", b"rolling_1m", b"rolling_15m", b"trading_date"}
+    assert redis_client.zcard(key) == MAX_POINTS  # the oldest went
+    newest = orjson.loads(redis_client.zrange(key, -1, -1)[0])
+    assert newest["gain_pct"] == 0.0 and newest["ts"].startswith("2025-11-24T10:00:00")
+    assert 0 < redis_client.ttl(key) <= 3 * 86_400
+    assert redis_client.zcard("u:history:2025-11-24:sector:S149") == 1

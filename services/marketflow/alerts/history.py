@@ -11,7 +11,8 @@ shows only their latest figures).
 
 `HistorySampler` is pure: it sees every snapshot the worker emits (not only the coalesced
 latest ones, so a replay at full speed still leaves one point per interval) and keeps the
-points not yet written; `history_commands` adds their writes to a Redis pipeline.
+points not yet written; `history_args` makes their writes part of the latest sink's one
+scripted write per flush (`redis_sink.py`).
 """
 
 from __future__ import annotations
@@ -123,18 +124,17 @@ class HistorySampler:
                 del pending[slot]
 
 
-def history_commands(pipe: Any, prefix: str, points: list[Point],
-                     interval_ms: int = INTERVAL_MS, max_points: int = MAX_POINTS,
-                     ttl_s: int = TTL_S) -> None:
-    """Queue the writes of `points` on a redis-py pipeline: per point, replace whatever the
-    set holds in that interval; per set, trim to `max_points` and refresh the expiry."""
-    keys: set[str] = set()
+def history_args(prefix: str, points: list[Point], first_key: int,
+                 interval_ms: int = INTERVAL_MS, max_points: int = MAX_POINTS,
+                 ttl_s: int = TTL_S) -> tuple[list[str], list[str | int]]:
+    """The keys and arguments of the history part of `redis_sink`'s write script: per
+    point, replace whatever its set holds in that interval; per set, trim to `max_points`
+    and refresh the expiry. Keys are numbered from `first_key` (1-based, as Lua's KEYS)."""
+    keys: dict[str, int] = {}
+    args: list[str | int] = [len(points), max_points, ttl_s]
     for point in points:
         key = prefix + point.key
+        index = keys.setdefault(key, first_key + len(keys))
         start = point.bucket * interval_ms
-        pipe.zremrangebyscore(key, start, f"({start + interval_ms}")
-        pipe.zadd(key, {point.member: point.ts_ms})
-        keys.add(key)
-    for key in sorted(keys):
-        pipe.zremrangebyrank(key, 0, -(max_points + 1))
-        pipe.expire(key, ttl_s)
+        args += [index, start, f"({start + interval_ms}", point.ts_ms, point.member.decode()]
+    return list(keys), args

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from marketflow.alerts.history import HistorySampler, history_commands
+from marketflow.alerts.history import HistorySampler, history_args
 
 # Atomic: mark the id seen, and only if it was new append to the stream and publish.
 _PUBLISH_ONCE = """
@@ -31,6 +31,36 @@ for i = 3, #ARGV, 4 do
   end
 end
 return fresh
+"""
+
+# Every latest hash and history write of a flush in one command: on a backlog nearly every
+# subject changes between two flushes (every 100 ms), and a command per key cost the worker
+# about 13% of its CPU in redis-py's packing and reply parsing (docs/design.md). KEYS: the
+# hashes, then the history sets. ARGV: the hash count, per hash the number of field and
+# value arguments and then them; the point count, max points, ttl, per point its set's
+# index in KEYS, the interval's start, "(" + its end, the score and the member.
+_WRITE_LATEST = """
+local a = 1
+local hashes = tonumber(ARGV[a])
+a = a + 1
+for i = 1, hashes do
+  local n = tonumber(ARGV[a])
+  redis.call('HSET', KEYS[i], unpack(ARGV, a + 1, a + n))
+  a = a + n + 1
+end
+local points, keep, ttl = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+a = a + 3
+for p = 1, points do
+  local key = KEYS[tonumber(ARGV[a])]
+  redis.call('ZREMRANGEBYSCORE', key, ARGV[a + 1], ARGV[a + 2])
+  redis.call('ZADD', key, ARGV[a + 3], ARGV[a + 4])
+  a = a + 5
+end
+for k = hashes + 1, #KEYS do
+  redis.call('ZREMRANGEBYRANK', KEYS[k], 0, -(keep + 1))
+  redis.call('EXPIRE', KEYS[k], ttl)
+end
+return hashes + points
 """
 
 LATEST_KEYS = {"index": "latest:index:{}", "sector": "latest:sector:{}",
@@ -91,6 +121,7 @@ class RedisLatestSink:
         self.client = client
         self.prefix = prefix
         self.history = history if history is not None else HistorySampler()
+        self._write = client.register_script(_WRITE_LATEST)
 
     def observe_history(self, snapshots: list[dict[str, Any]]) -> None:
         """Every snapshot emitted (before coalescing): its history point waits for the next
@@ -104,11 +135,13 @@ class RedisLatestSink:
         latest: dict[str, dict[str, str]] = {}
         for snapshot in snapshots:  # the last one per key wins
             latest[latest_key(self.prefix, snapshot)] = latest_fields(snapshot)
-        async with self.client.pipeline(transaction=False) as pipe:
-            for key, fields in latest.items():
-                pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
-            history_commands(pipe, self.prefix, points)
-            await pipe.execute()
+        args: list[str | int] = [len(latest)]
+        for fields in latest.values():
+            args.append(2 * len(fields))
+            for item in fields.items():
+                args += item
+        history_keys, history = history_args(self.prefix, points, len(latest) + 1)
+        await self._write(keys=[*latest, *history_keys], args=args + history)
         self.history.written(points)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from marketflow.alerts.history import HistorySampler, history_commands, point_of, ts_ms_of
+from marketflow.alerts.history import HistorySampler, history_args, point_of, ts_ms_of
 
 T0 = "2025-11-24T09:30:00.000+08:00"
 T0_MS = 1763947800000
@@ -84,23 +84,15 @@ def test_pending_is_bounded() -> None:
     assert [orjson.loads(p.member)["level"] for p in sampler.pending()] == [2, 3, 4]
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[Any, ...]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return lambda *args: self.calls.append((name, *args))
-
-
-def test_commands_replace_the_interval_trim_and_expire() -> None:
+def test_script_arguments_replace_the_interval_trim_and_expire() -> None:
     sampler = HistorySampler()
     sampler.observe([at(0, 1), at(16, 2)])
-    pipe = Recorder()
-    history_commands(pipe, "mf:", sampler.pending(), max_points=100, ttl_s=60)
+    points = sampler.pending()
+    keys, args = history_args("mf:", points, first_key=4, max_points=100, ttl_s=60)
     key = "mf:history:2025-11-24:index:HSTECH"
     start = (T0_MS // 15_000) * 15_000
-    assert [c[:2] for c in pipe.calls] == [("zremrangebyscore", key), ("zadd", key),
-                                           ("zremrangebyscore", key), ("zadd", key),
-                                           ("zremrangebyrank", key), ("expire", key)]
-    assert pipe.calls[0][2:] == (start, f"({start + 15_000}")
-    assert pipe.calls[4][2:] == (0, -101) and pipe.calls[5][2:] == (60,)
+    assert keys == [key]  # one set, numbered after the three hashes before it
+    assert args == [2, 100, 60,
+                    4, start, f"({start + 15_000}", points[0].ts_ms, points[0].member.decode(),
+                    4, start + 15_000, f"({start + 30_000}", points[1].ts_ms,
+                    points[1].member.decode()]
