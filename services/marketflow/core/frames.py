@@ -131,28 +131,40 @@ class FrameRouter:
         self.aggregator = aggregator
         self.clock = clock
 
-    def route(self, partials: Iterable[FramePartial]) -> Output:
-        """Queue partials for their frames, then close every frame the clock allows."""
+    def route(self, partials: Iterable[FramePartial], max_frames: int | None = None,
+              ) -> Output:
+        """Queue partials for their frames, then close every frame the clock allows (at
+        most `max_frames`: `more_ready` then says whether more may close now)."""
         aggregator, clock = self.aggregator, self.clock
         for partial in partials:
             aggregator.on_partial(partial)
             clock.heard_from(partial.source, partial.watermark)
-        return self.close_ready()
+        return self.close_ready(max_frames)
 
-    def close_ready(self) -> Output:
+    def close_ready(self, max_frames: int | None = None) -> Output:
         through = self.clock.closable_through()
         if through is None:
+            self.aggregator.more_ready = False
             return Output()
-        return self.aggregator.close_through(through)
+        return self.aggregator.close_through(through, max_frames)
 
-    def finish(self, partials: Iterable[FramePartial] = ()) -> Output:
+    @property
+    def more_ready(self) -> bool:
+        """The last close stopped at its `max_frames` with frames left it may close."""
+        return self.aggregator.more_ready
+
+    def finish(self, partials: Iterable[FramePartial] = (),
+               max_frames: int | None = None) -> Output:
         """End of input (or every source quiet): queue `partials`, close every pending
-        frame and add the final sector and market snapshots."""
+        frame and add the final sector and market snapshots. With `max_frames`, at most
+        that many close: while `more_ready`, call again for the rest (and the snapshots)."""
         aggregator = self.aggregator
         for partial in partials:
             aggregator.on_partial(partial)
             self.clock.heard_from(partial.source, partial.watermark)
-        out = aggregator.close_all()
+        out = aggregator.close_all(max_frames)
+        if aggregator.more_ready:
+            return out
         out.snapshots += aggregator.final_snapshots()
         self.clock.quiet = True  # input that comes later starts a new grace period
         return out

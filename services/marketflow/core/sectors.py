@@ -168,6 +168,7 @@ class SectorAggregator:
         self._snapshot_due = False
         self._snapshot_bucket = -1  # event-time stretch of the last snapshots made
         self.closed_through = -1
+        self.more_ready = False  # the last close_through stopped at its max_frames
         self.last_frame: int | None = None
         self.history_frames: list[int] = []
         self.history_levels: list[list[int]] = []
@@ -216,12 +217,23 @@ class SectorAggregator:
         if partial.watermark > self.watermarks.get(partial.source, -1):
             self.watermarks[partial.source] = partial.watermark
 
-    def close_through(self, frame_limit: int) -> Output:
+    def close_through(self, frame_limit: int, max_frames: int | None = None) -> Output:
         """Evaluate every pending frame <= frame_limit, in order: the alerts they fire,
-        then one snapshot per sector touched by them (the latest), and of the market."""
+        then one snapshot per sector touched by them (the latest), and of the market.
+        With `max_frames`, at most that many (the live worker closes a long run of frames
+        in steps, so that its event loop is not held for seconds): `more_ready` then says
+        whether some frame <= frame_limit is still pending, and `closed_through` stops at
+        the last frame evaluated (later groups for the others still join them)."""
         out = Output()
         heap = self._pending_frames
+        budget = -1 if max_frames is None else max_frames
+        self.more_ready = False
         while heap and heap[0] <= frame_limit:
+            if budget == 0:
+                frame_limit = heap[0] - 1  # the frames from here on stay open
+                self.more_ready = True
+                break
+            budget -= 1
             frame = heapq.heappop(heap)
             self._evaluate(frame, self.pending.pop(frame), out)
             bucket = frame * self.frame_ms // SNAPSHOT_EVERY_MS
@@ -240,8 +252,11 @@ class SectorAggregator:
             self.book.touched.clear()
         return out
 
-    def close_all(self) -> Output:
-        return self.close_through(max(self.pending)) if self.pending else Output()
+    def close_all(self, max_frames: int | None = None) -> Output:
+        if not self.pending:
+            self.more_ready = False
+            return Output()
+        return self.close_through(max(self.pending), max_frames)
 
     # -- evaluation ------------------------------------------------------------------
 

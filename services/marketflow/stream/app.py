@@ -36,7 +36,7 @@ from marketflow.stream.daystart import (
 )
 from marketflow.stream.faust_patches import shorten_fetch_wait
 from marketflow.stream.replay import AlertLedger, CheckpointBook, PartitionLog
-from marketflow.stream.runtime import Emission, Runtime, ignore_rejects
+from marketflow.stream.runtime import CLOSE_STEP_FRAMES, Emission, Runtime, ignore_rejects
 from marketflow.stream.sinks import Sinks
 from marketflow.stream.ticks_reader import TicksBatch, TicksReader
 
@@ -212,8 +212,16 @@ class MarketflowApp:
         sinks.count_ticks(emission.ticks, partition)
         runtime.touch(partition)
         await self.route(emission, produced_ms=batch.records[-1][2])
+        await self.close_more()
         sinks.metrics_batch(time.perf_counter() - started)
         self.reader.finished(batch)
+
+    async def close_more(self) -> None:
+        """Frames the aggregator may close beyond its step, a step at a time, the event loop
+        given back in between (`runtime.CLOSE_STEP_FRAMES`)."""
+        while (emission := self.runtime.close_more()) is not None:
+            await asyncio.sleep(0)
+            await self.route(emission)
 
     async def resume_ticks(self, partition: int, committed: int) -> None:
         await self.processor_for(partition, committed)
@@ -272,8 +280,9 @@ class MarketflowApp:
                        [(message.offset, None, timestamp_ms(message))])
         self.partials_read = (message.tp, message.offset + 1)
         emission = runtime.on_partials(event.value, self.sinks.reject, message.partition,
-                                       message.offset)
+                                       message.offset, CLOSE_STEP_FRAMES)
         await self.route(emission)
+        await self.close_more()
         self.sinks.metrics_frame(time.perf_counter() - started)
 
     async def _rebuild_aggregator(self, partition: int, until: int) -> None:
@@ -335,6 +344,7 @@ class MarketflowApp:
         """Every 100 ms: idle partitions flushed, frames closed, outputs flushed."""
         self.runtime.clock.input_pending = self.partials_unread()
         await self.route(self.runtime.housekeeping())
+        await self.close_more()
         await self.sinks.flush()
         self.watch_frame_wait()
         if self.runtime.router is not None:

@@ -28,6 +28,12 @@ from marketflow.core.southbound import SouthboundBook
 from marketflow.ingest.batches import split_ticks
 from marketflow.stream.partials import Handoff, Shipped, decode_partials
 
+# Frames the aggregator closes in one step live; the adapter closes the rest step by step
+# (`close_more`), giving its event loop back in between: a backlog read one partition after
+# another leaves the whole day's frames waiting for the last partition, and closing them
+# in one call held the loop for seconds (heartbeats, timers, other agents).
+CLOSE_STEP_FRAMES = 200
+
 # reason, partition, offset, detail, source ("ticks", "southbound", "partials"), payload
 Reject = Callable[[str, int | None, int | None, str, str, bytes], None]
 
@@ -86,6 +92,7 @@ class Runtime:
         self.keepalive_s = idle_ms / 2000  # a source behind says so this often
         self.source_flush_s = source_flush_ms / 1000
         self.finalised = True
+        self.finishing = False  # every source idle and the pending frames closing in steps
         self.ticks = 0
 
     # -- construction (also used by rebuilds) ---------------------------------------
@@ -175,9 +182,11 @@ class Runtime:
         return Emission()
 
     def on_partials(self, value: bytes, reject: Reject = ignore_rejects,
-                    partition: int | None = None, offset: int | None = None) -> Emission:
+                    partition: int | None = None, offset: int | None = None,
+                    max_frames: int | None = None) -> Emission:
         """A record of `mf.internal.frame-partials` to the aggregator; one that cannot be
-        decoded goes to `reject` whole, and changes nothing."""
+        decoded goes to `reject` whole, and changes nothing. Live, at most `max_frames`
+        close (`close_more` does the rest); a replay closes all it may."""
         router = self.router
         assert router is not None
         if value.startswith(self.handoff.own_prefix):
@@ -192,8 +201,8 @@ class Runtime:
         for item in items:
             partials.append(item.partial)
             partials += (held.partial for held in self.handoff.read_from_topic(item))
-        self.finalised = False
-        return Emission(router.route(partials))
+        self.finalised = self.finishing = False  # input again: the clock decides
+        return Emission(router.route(partials, max_frames))
 
     def ship(self, out: Output, in_process: bool = True) -> Emission:
         """Stamp `out`'s partials for the topic and, when the aggregator lives here, hand
@@ -209,9 +218,22 @@ class Runtime:
         for partial in partials:
             self.last_shipped[partial.source] = sent_at
         if now and router is not None:
-            self.finalised = False
-            out.add(router.route(item.partial for item in now))
+            self.finalised = self.finishing = False  # input again: the clock decides
+            out.add(router.route((item.partial for item in now), CLOSE_STEP_FRAMES))
         return Emission(out, shipped)
+
+    def close_more(self) -> Emission | None:
+        """The next step of frames the aggregator may close, if the last step stopped at
+        its size (None: nothing left to close now)."""
+        router = self.router
+        if router is None or not router.more_ready:
+            return None
+        if self.finishing:  # every source idle: all pending frames close, step by step
+            out = router.finish(max_frames=CLOSE_STEP_FRAMES)
+            self.finishing = router.more_ready
+            self.finalised = not self.finishing
+            return Emission(out)
+        return Emission(router.close_ready(CLOSE_STEP_FRAMES))
 
     @staticmethod
     def resync_partial(processor: PartitionProcessor) -> FramePartial | None:
@@ -232,7 +254,10 @@ class Runtime:
         if self.ticks_behind(source):
             return True
         processor = self.processors.get(source)
-        return processor is not None and processor.frame_ticks > 0
+        # (a rebuilt partition's open frame went out in its resync partial: only one that
+        # has applied records since, `touch`ed, holds one)
+        return (processor is not None and processor.frame_ticks > 0
+                and source in self.activity)
 
     # -- timers ----------------------------------------------------------------------
 
@@ -279,10 +304,11 @@ class Runtime:
             emission.output.snapshots += book.final_snapshots()
         router = self.router
         if router is not None:
-            emission.output.add(router.close_ready())
-            if not self.finalised and self.clock.all_idle():
-                emission.output.add(router.finish())
-                self.finalised = True
+            emission.output.add(router.close_ready(CLOSE_STEP_FRAMES))
+            if not self.finalised and not router.more_ready and self.clock.all_idle():
+                emission.output.add(router.finish(max_frames=CLOSE_STEP_FRAMES))
+                self.finishing = router.more_ready  # `close_more` does the rest
+                self.finalised = not self.finishing
         return emission
 
     def oldest_frame_wait(self) -> float:

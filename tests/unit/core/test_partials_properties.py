@@ -151,3 +151,45 @@ def test_a_stale_partial_after_newer_ones_changes_nothing() -> None:
     aggregator.close_through((base + 10 * FRAME_MS) // FRAME_MS - 1)
     assert aggregator.book.cap_num == level
     assert aggregator.redelivered_groups == 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(tick_streams(ordered=True), st.integers(1, 4))
+def test_closing_in_steps_equals_closing_at_once(ticks: list[Tick], step: int) -> None:
+    """The live worker closes a long run of frames `max_frames` at a time
+    (`SectorAggregator.close_through`, `runtime.CLOSE_STEP_FRAMES`): the alerts, snapshots
+    and figures are those of closing them all at once."""
+    processor = PartitionProcessor(universe(), parse_rules(RULES, WINDOWS), FRAME_MS, 0)
+    for tick in ticks:
+        processor.on_tick(tick)
+    partials = processor.flush().partials
+    runs = []
+    for max_frames in (None, step):
+        aggregator = SectorAggregator(universe(), parse_rules(RULES, WINDOWS), FRAME_MS,
+                                      tuple(WINDOWS))
+        for partial in partials:
+            aggregator.on_partial(partial)
+        limit = max(aggregator.pending, default=-1)
+        out = aggregator.close_through(limit, max_frames)
+        steps = 1
+        while aggregator.more_ready:
+            assert max_frames is not None and aggregator.closed_through < limit
+            out.add(aggregator.close_through(limit, max_frames))
+            steps += 1
+        assert not aggregator.pending and aggregator.closed_through == limit
+        runs.append((out.alerts, out.snapshots, aggregator.final_figures(), steps))
+    (alerts, snapshots, figures, _), (alerts2, snapshots2, figures2, steps) = runs
+    assert (alerts2, figures2) == (alerts, figures)
+    # each step ends with snapshots of what it touched (as each live close does): more of
+    # them, stamped with the step's last frame; the latest per subject holds the same
+    # figures (its time and what is relative to it, rolling gains and contributors, are
+    # those of the frame it was made at)
+    assert latest(snapshots2) == latest(snapshots)
+    frames = len({g.frame for p in partials for g in p.groups})
+    assert steps == max(1, -(-frames // step))  # ceil: every step closed `step` frames
+
+
+def latest(snapshots: list[dict]) -> dict[tuple[str, str], dict]:
+    relative = {"ts", "rolling", "top_contributors"}
+    return {(s["type"], s["subject"]): {k: v for k, v in s.items() if k not in relative}
+            for s in snapshots}

@@ -9,7 +9,7 @@ import pytest
 
 from marketflow.core.rules import parse_rules
 from marketflow.core.timeutil import to_rfc3339
-from marketflow.stream.runtime import Runtime
+from marketflow.stream.runtime import CLOSE_STEP_FRAMES, Emission, Runtime
 from tests.unit.core.test_pipeline_properties import BASE, WINDOWS, universe
 
 DAY_MS = 86_400_000
@@ -96,3 +96,96 @@ def test_a_frame_waits_for_a_partitions_open_frame_after_a_stall() -> None:
         alerts += runtime.housekeeping().output.alerts
         clock[0] += 5.0
     assert [(a["ts"], a["value"]) for a in alerts] == [(to_rfc3339(start + 2000), 111_100.0)]
+
+
+def test_a_long_run_of_frames_closes_in_steps() -> None:
+    """Partition 0 brings 1,000 frames, which wait for partition 1; its first frame past
+    them lets all close but partition 0's open one. The worker closes them `CLOSE_STEP_FRAMES` at a time (`ship`,
+    then `close_more` until None, the adapter giving its event loop back in between), and
+    at the end, every source idle, finishes in steps too: the alert fires once, at its
+    frame, and the final snapshots come once, after the last frame."""
+    clock = [0.0]
+    threshold = 5050.0 * 701 - 1  # crossed by frame 700's cumulative turnover
+    rules = parse_rules({"rules": [{"id": "turnover", "metric": "market.turnover_hkd",
+                                    "op": ">=", "threshold": threshold}]}, WINDOWS)
+    runtime = Runtime(universe(), rules, 1000, tuple(WINDOWS), 2, 2000,
+                      now=lambda: clock[0])
+    runtime.new_aggregator()
+    processors = {p: runtime.new_processor(p) for p in (0, 1)}
+    runtime.processors.update(processors)
+    start = BASE + DAY_MS
+    outputs = []
+
+    def drain(emission: Emission, partition: int | None = None) -> int:
+        if partition is not None:
+            runtime.touch(partition)  # as the worker does after each batch
+        outputs.append(emission.output)
+        steps = 1
+        while (more := runtime.close_more()) is not None:
+            outputs.append(more.output)
+            steps += 1
+        return steps
+
+    records = [(n, orjson.dumps(tick(start + n * 1000, "00001")), 0) for n in range(1000)]
+    assert drain(runtime.on_ticks_batch(processors[0], records, lambda *a: None), 0) == 1
+    assert runtime.router is not None and len(runtime.router.aggregator.pending) == 999
+    late = [(0, orjson.dumps(tick(start + 1_000_500, "00002", qty=0)), 0),  # ships
+            (1, orjson.dumps(tick(start + 1_001_500, "00002", qty=0)), 0)]  # frame 1000
+    steps = drain(runtime.on_ticks_batch(processors[1], late, lambda *a: None), 1)
+    assert steps == -(-999 // CLOSE_STEP_FRAMES)  # 999 frames closable, in steps
+    assert runtime.router.aggregator.closed_through == 998 + start // 1000
+    clock[0] += 10.0  # every source idle: the open frames flushed, then all closes
+    for _ in range(3):
+        drain(runtime.housekeeping())
+        clock[0] += 10.0
+    assert runtime.finalised and not runtime.router.aggregator.pending
+    alerts = [a for out in outputs for a in out.alerts]
+    assert [(a["ts"], a["value"]) for a in alerts] == [(to_rfc3339(start + 701_000),
+                                                       5050.0 * 701)]
+    finals = [s for out in outputs for s in out.snapshots
+              if s["type"] == "market" and s["final"]]
+    assert len(finals) == 1 and finals[0]["turnover_hkd"] == 5050.0 * 1000
+
+
+def test_every_source_idle_finishes_in_steps() -> None:
+    """Partition 1 stops early (frame 1) and partition 0 runs 1,000 frames on: nothing past
+    frame 1 may close until both are idle, and then all of it closes, a step at a time."""
+    clock = [0.0]
+    threshold = 5050.0 * 701 - 1
+    rules = parse_rules({"rules": [{"id": "turnover", "metric": "market.turnover_hkd",
+                                    "op": ">=", "threshold": threshold}]}, WINDOWS)
+    runtime = Runtime(universe(), rules, 1000, tuple(WINDOWS), 2, 2000,
+                      now=lambda: clock[0])
+    runtime.new_aggregator()
+    processors = {p: runtime.new_processor(p) for p in (0, 1)}
+    runtime.processors.update(processors)
+    start = BASE + DAY_MS
+    outputs, steps = [], []
+
+    def drain(emission: Emission) -> None:
+        outputs.append(emission.output)
+        count = 1
+        while (more := runtime.close_more()) is not None:
+            outputs.append(more.output)
+            count += 1
+        steps.append(count)
+
+    early = [(n, orjson.dumps(tick(start + n * 1000 + 500, "00002", qty=0)), 0)
+             for n in range(2)]
+    drain(runtime.on_ticks_batch(processors[1], early, lambda *a: None))
+    runtime.touch(1)
+    records = [(n, orjson.dumps(tick(start + n * 1000, "00001")), 0) for n in range(1000)]
+    drain(runtime.on_ticks_batch(processors[0], records, lambda *a: None))
+    runtime.touch(0)  # frame 0 closed; 1-998 wait for partition 1
+    assert runtime.router is not None and len(runtime.router.aggregator.pending) == 998
+    for _ in range(3):
+        clock[0] += 10.0
+        drain(runtime.housekeeping())
+    assert runtime.finalised and not runtime.router.aggregator.pending
+    assert max(steps) == -(-999 // CLOSE_STEP_FRAMES)  # frames 1-999, closed in steps
+    alerts = [a for out in outputs for a in out.alerts]
+    assert [(a["ts"], a["value"]) for a in alerts] == [(to_rfc3339(start + 701_000),
+                                                       5050.0 * 701)]
+    finals = [s for out in outputs for s in out.snapshots
+              if s["type"] == "market" and s["final"]]
+    assert len(finals) == 1 and finals[0]["turnover_hkd"] == 5050.0 * 1000
