@@ -100,10 +100,11 @@ def test_a_frame_waits_for_a_partitions_open_frame_after_a_stall() -> None:
 
 def test_a_long_run_of_frames_closes_in_steps() -> None:
     """Partition 0 brings 1,000 frames, which wait for partition 1; its first frame past
-    them lets all close but partition 0's open one. The worker closes them `CLOSE_STEP_FRAMES` at a time (`ship`,
-    then `close_more` until None, the adapter giving its event loop back in between), and
-    at the end, every source idle, finishes in steps too: the alert fires once, at its
-    frame, and the final snapshots come once, after the last frame."""
+    them lets all close but partition 0's open one. The worker closes them
+    `CLOSE_STEP_FRAMES` at a time (`ship`, then `close_more` until None, the adapter
+    giving its event loop back in between), and at the end, every source idle, finishes
+    in steps too: the alert fires once, at its frame, and the final snapshots come once,
+    after the last frame."""
     clock = [0.0]
     threshold = 5050.0 * 701 - 1  # crossed by frame 700's cumulative turnover
     rules = parse_rules({"rules": [{"id": "turnover", "metric": "market.turnover_hkd",
