@@ -7,6 +7,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from marketflow.core.output import Output
+from marketflow.core.partition import PartitionProcessor
 from marketflow.core.rules import parse_rules
 from marketflow.core.timeutil import to_rfc3339
 from marketflow.stream.runtime import CLOSE_STEP_FRAMES, Emission, Runtime
@@ -34,6 +36,31 @@ def run(values: list[bytes]) -> tuple[int, list[tuple[str, int, bytes]], dict[st
     emission = runtime.on_ticks_batch(processor, records, reject)
     stock = processor.stocks["00001"].figures() if "00001" in processor.stocks else {}
     return emission.ticks, rejects, stock
+
+
+def turnover_runtime(threshold: float, clock: list[float],
+                     ) -> tuple[Runtime, dict[int, PartitionProcessor]]:
+    """Two partitions and the aggregator in one Runtime on a fake clock (`clock[0]`,
+    seconds), idle after 2 s, with one rule: the market's turnover >= `threshold`."""
+    rules = parse_rules({"rules": [{"id": "turnover", "metric": "market.turnover_hkd",
+                                    "op": ">=", "threshold": threshold}]}, WINDOWS)
+    runtime = Runtime(universe(), rules, 1000, tuple(WINDOWS), 2, 2000,
+                      now=lambda: clock[0])
+    runtime.new_aggregator()
+    processors = {p: runtime.new_processor(p) for p in (0, 1)}
+    runtime.processors.update(processors)
+    return runtime, processors
+
+
+def drain(runtime: Runtime, emission: Emission, outputs: list[Output]) -> int:
+    """`emission` and every further step `close_more` gives (as the worker runs them, its
+    event loop given back in between) into `outputs`; returns the number of steps."""
+    outputs.append(emission.output)
+    steps = 1
+    while (more := runtime.close_more()) is not None:
+        outputs.append(more.output)
+        steps += 1
+    return steps
 
 
 TODAY = orjson.dumps(tick(BASE + DAY_MS))
@@ -74,14 +101,7 @@ def test_a_frame_waits_for_a_partitions_open_frame_after_a_stall() -> None:
     it (closed without it, the market would be evaluated on part of its turnover)."""
     clock = [0.0]
     # HK$111,100 once both partitions' frame 1 is in; HK$60,600 with one of them
-    rules = parse_rules({"rules": [{
-        "id": "turnover", "metric": "market.turnover_hkd", "op": ">=",
-        "threshold": 100_000.0}]}, WINDOWS)
-    runtime = Runtime(universe(), rules, 1000, tuple(WINDOWS), 2, 2000,
-                      now=lambda: clock[0])
-    runtime.new_aggregator()
-    processors = {p: runtime.new_processor(p) for p in (0, 1)}
-    runtime.processors.update(processors)
+    runtime, processors = turnover_runtime(100_000.0, clock)
     start = BASE + DAY_MS
     alerts = []
     for p, symbol, last in ((0, "00001", 1500), (1, "00002", 2500)):
@@ -107,39 +127,30 @@ def test_a_long_run_of_frames_closes_in_steps() -> None:
     after the last frame."""
     clock = [0.0]
     threshold = 5050.0 * 701 - 1  # crossed by frame 700's cumulative turnover
-    rules = parse_rules({"rules": [{"id": "turnover", "metric": "market.turnover_hkd",
-                                    "op": ">=", "threshold": threshold}]}, WINDOWS)
-    runtime = Runtime(universe(), rules, 1000, tuple(WINDOWS), 2, 2000,
-                      now=lambda: clock[0])
-    runtime.new_aggregator()
-    processors = {p: runtime.new_processor(p) for p in (0, 1)}
-    runtime.processors.update(processors)
+    runtime, processors = turnover_runtime(threshold, clock)
     start = BASE + DAY_MS
-    outputs = []
-
-    def drain(emission: Emission, partition: int | None = None) -> int:
-        if partition is not None:
-            runtime.touch(partition)  # as the worker does after each batch
-        outputs.append(emission.output)
-        steps = 1
-        while (more := runtime.close_more()) is not None:
-            outputs.append(more.output)
-            steps += 1
-        return steps
-
+    outputs: list[Output] = []
     records = [(n, orjson.dumps(tick(start + n * 1000, "00001")), 0) for n in range(1000)]
-    assert drain(runtime.on_ticks_batch(processors[0], records, lambda *a: None), 0) == 1
+    emission = runtime.on_ticks_batch(processors[0], records, lambda *a: None)
+    runtime.touch(0)  # as the worker does after each batch
+    assert drain(runtime, emission, outputs) == 1
     assert runtime.router is not None and len(runtime.router.aggregator.pending) == 999
     late = [(0, orjson.dumps(tick(start + 1_000_500, "00002", qty=0)), 0),  # ships
             (1, orjson.dumps(tick(start + 1_001_500, "00002", qty=0)), 0)]  # frame 1000
-    steps = drain(runtime.on_ticks_batch(processors[1], late, lambda *a: None), 1)
-    assert steps == -(-999 // CLOSE_STEP_FRAMES)  # 999 frames closable, in steps
+    emission = runtime.on_ticks_batch(processors[1], late, lambda *a: None)
+    runtime.touch(1)
+    assert drain(runtime, emission, outputs) == -(-999 // CLOSE_STEP_FRAMES)  # in steps
     assert runtime.router.aggregator.closed_through == 998 + start // 1000
     clock[0] += 10.0  # every source idle: the open frames flushed, then all closes
     for _ in range(3):
-        drain(runtime.housekeeping())
+        drain(runtime, runtime.housekeeping(), outputs)
         clock[0] += 10.0
     assert runtime.finalised and not runtime.router.aggregator.pending
+    assert_alert_once_and_final_once(outputs, start)
+
+
+def assert_alert_once_and_final_once(outputs: list[Output], start: int) -> None:
+    """The turnover alert once, at frame 700's end, and the final market snapshot once."""
     alerts = [a for out in outputs for a in out.alerts]
     assert [(a["ts"], a["value"]) for a in alerts] == [(to_rfc3339(start + 701_000),
                                                        5050.0 * 701)]
@@ -153,40 +164,21 @@ def test_every_source_idle_finishes_in_steps() -> None:
     frame 1 may close until both are idle, and then all of it closes, a step at a time."""
     clock = [0.0]
     threshold = 5050.0 * 701 - 1
-    rules = parse_rules({"rules": [{"id": "turnover", "metric": "market.turnover_hkd",
-                                    "op": ">=", "threshold": threshold}]}, WINDOWS)
-    runtime = Runtime(universe(), rules, 1000, tuple(WINDOWS), 2, 2000,
-                      now=lambda: clock[0])
-    runtime.new_aggregator()
-    processors = {p: runtime.new_processor(p) for p in (0, 1)}
-    runtime.processors.update(processors)
+    runtime, processors = turnover_runtime(threshold, clock)
     start = BASE + DAY_MS
-    outputs, steps = [], []
-
-    def drain(emission: Emission) -> None:
-        outputs.append(emission.output)
-        count = 1
-        while (more := runtime.close_more()) is not None:
-            outputs.append(more.output)
-            count += 1
-        steps.append(count)
-
+    outputs: list[Output] = []
     early = [(n, orjson.dumps(tick(start + n * 1000 + 500, "00002", qty=0)), 0)
              for n in range(2)]
-    drain(runtime.on_ticks_batch(processors[1], early, lambda *a: None))
+    drain(runtime, runtime.on_ticks_batch(processors[1], early, lambda *a: None), outputs)
     runtime.touch(1)
     records = [(n, orjson.dumps(tick(start + n * 1000, "00001")), 0) for n in range(1000)]
-    drain(runtime.on_ticks_batch(processors[0], records, lambda *a: None))
+    drain(runtime, runtime.on_ticks_batch(processors[0], records, lambda *a: None), outputs)
     runtime.touch(0)  # frame 0 closed; 1-998 wait for partition 1
     assert runtime.router is not None and len(runtime.router.aggregator.pending) == 998
+    steps = []
     for _ in range(3):
         clock[0] += 10.0
-        drain(runtime.housekeeping())
+        steps.append(drain(runtime, runtime.housekeeping(), outputs))
     assert runtime.finalised and not runtime.router.aggregator.pending
     assert max(steps) == -(-999 // CLOSE_STEP_FRAMES)  # frames 1-999, closed in steps
-    alerts = [a for out in outputs for a in out.alerts]
-    assert [(a["ts"], a["value"]) for a in alerts] == [(to_rfc3339(start + 701_000),
-                                                       5050.0 * 701)]
-    finals = [s for out in outputs for s in out.snapshots
-              if s["type"] == "market" and s["final"]]
-    assert len(finals) == 1 and finals[0]["turnover_hkd"] == 5050.0 * 1000
+    assert_alert_once_and_final_once(outputs, start)
