@@ -405,7 +405,6 @@ _MAX_CENTS = MAX_AMOUNT * 100
 _new_tick = tuple.__new__  # Tick(...) without NamedTuple's Python-level __new__: half the cost
 
 
-
 def _parse_tick(obj: object) -> Tick:
     if not isinstance(obj, dict):
         raise RecordError("not_an_object",

@@ -89,7 +89,8 @@ def read_values(path: Path) -> Iterator[tuple[int, Any]]:
                         continue
                     except decode_error:
                         pass
-                for item in _read_jsonl(_decoded(iter([raw]), number)):  # why not
+                # not decoded: classified (and numbered) as read_records does
+                for item in _read_jsonl(_decoded(iter([raw]), number)):
                     yield item[0], item[2]
         except (OSError, EOFError, zlib.error) as error:
             yield number + 1, RecordError(

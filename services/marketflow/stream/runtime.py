@@ -228,12 +228,17 @@ class Runtime:
         router = self.router
         if router is None or not router.more_ready:
             return None
-        if self.finishing:  # every source idle: all pending frames close, step by step
-            out = router.finish(max_frames=CLOSE_STEP_FRAMES)
-            self.finishing = router.more_ready
-            self.finalised = not self.finishing
-            return Emission(out)
+        if self.finishing:
+            return Emission(self._finish_step(router))
         return Emission(router.close_ready(CLOSE_STEP_FRAMES))
+
+    def _finish_step(self, router: FrameRouter) -> Output:
+        """Every source idle: a step of closing all pending frames (the final snapshots
+        with the last); `close_more` takes the next while `finishing`."""
+        out = router.finish(max_frames=CLOSE_STEP_FRAMES)
+        self.finishing = router.more_ready
+        self.finalised = not self.finishing
+        return out
 
     @staticmethod
     def resync_partial(processor: PartitionProcessor) -> FramePartial | None:
@@ -306,9 +311,7 @@ class Runtime:
         if router is not None:
             emission.output.add(router.close_ready(CLOSE_STEP_FRAMES))
             if not self.finalised and not router.more_ready and self.clock.all_idle():
-                emission.output.add(router.finish(max_frames=CLOSE_STEP_FRAMES))
-                self.finishing = router.more_ready  # `close_more` does the rest
-                self.finalised = not self.finishing
+                emission.output.add(self._finish_step(router))
         return emission
 
     def oldest_frame_wait(self) -> float:
