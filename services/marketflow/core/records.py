@@ -347,6 +347,9 @@ def parse_tick_fast(obj: dict[str, Any]) -> Tick | None:
     ts = obj.get("ts")
     price = obj.get("price")
     qty = obj.get("qty")
+    kind: Any  # as decoded, checked below (typed Any: mypyc would check a str here)
+    turnover: Any
+    seq: Any
     if len(obj) == (3 if qty is None else 4):  # nothing else: a trade, turnover = p * q
         kind, turnover, seq = "trade", None, None
     else:

@@ -12,6 +12,7 @@ import heapq
 import math
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
+from operator import truediv
 from typing import Any
 
 from marketflow.core.frames import SNAPSHOT_EVERY_MS, FrameGroup, FramePartial
@@ -108,12 +109,20 @@ class SectorBook:
             column[s] += step
         self.market_breadth[0 if sign > 0 else 1 if sign < 0 else 2] += step
 
+    # Sector sums pass 2**53: they are divided by `truediv` (CPython's int division, one
+    # correct rounding), not `/`, which mypyc compiles to a division of two doubles for
+    # machine-size ints (docs/design.md, "Compiled core"; tests/unit/core/
+    # test_exact_division.py). Prices and money stay below 2**53 and use `/`.
+
+    def level(self, s: int) -> float:
+        return truediv(self.cap_num[s], self.cap_den[s])
+
     def gain_pct(self, s: int) -> float:
-        return (self.cap_num[s] - self.cap_den[s]) * 100 / self.cap_den[s]
+        return truediv((self.cap_num[s] - self.cap_den[s]) * 100, self.cap_den[s])
 
     def eq_gain_pct(self, s: int) -> float:
         total = self.eq_den[s] * self.size[s]
-        return (self.eq_num[s] - total) * 100 / total
+        return truediv((self.eq_num[s] - total) * 100, total)
 
     def top_contributors(self, s: int, limit: int = TOP_CONTRIBUTORS) -> list[dict[str, Any]]:
         """Members whose moves added most to the sector's change (in its direction)."""
@@ -131,7 +140,8 @@ class SectorBook:
                 "symbol": symbol,
                 "name": stock.name,
                 "change_pct": moved * 100 / stock.prev_close,
-                "contribution_pct": stock.float_shares * moved * 100 / self.cap_den[s],
+                "contribution_pct": truediv(stock.float_shares * moved * 100,
+                                            self.cap_den[s]),
             })
         return out
 
@@ -353,7 +363,7 @@ class SectorAggregator:
         out = {}
         for window, levels in lookback if lookback is not None else self._lookback(frame):
             before = levels[s] if levels is not None else start
-            out[window] = (now - before) * 100 / before
+            out[window] = truediv((now - before) * 100, before)
         return out
 
     def _evaluate_rules(self, frame: int, alerts: list[Alert]) -> None:
@@ -379,17 +389,17 @@ class SectorAggregator:
                     unsettled.discard(s)
                 else:
                     unsettled.add(s)
-                    values = {"day": (now - start) * 100 / start}  # = book.gain_pct(s)
+                    values = {"day": truediv((now - start) * 100, start)}  # = gain_pct(s)
                     for window, levels in lookback:  # as rolling()
                         before = levels[s] if levels is not None else start
-                        values[window] = (now - before) * 100 / before
-                    fired = evaluate("sector.gain_pct", name, values, ts, now / start, name,
-                                     evidence, frame, s)
+                        values[window] = truediv((now - before) * 100, before)
+                    fired = evaluate("sector.gain_pct", name, values, ts, truediv(now, start),
+                                     name, evidence, frame, s)
                     if fired:
                         alerts += fired
             if eq_rules:
                 fired = evaluate("sector.eq_gain_pct", name, book.eq_gain_pct(s), ts,
-                                 now / start, name, evidence, frame, s)
+                                 truediv(now, start), name, evidence, frame, s)
                 if fired:
                     alerts += fired
             if turnover_rules:
@@ -429,7 +439,7 @@ class SectorAggregator:
         for window, lo, hi in self.engine.quiet_bands("sector.gain_pct", name):
             levels = None if window == "day" else before_by_window[window]
             before = levels[s] if levels is not None else start  # None: the day's start
-            if not lo < (now - before) * 100 / before < hi:
+            if not lo < truediv((now - before) * 100, before) < hi:
                 return False
         return True
 
@@ -438,7 +448,7 @@ class SectorAggregator:
     def _sector_evidence(self, frame: int, s: int) -> dict[str, Any]:
         figures = self.sector_figures(frame, s, self._lookback(frame))
         figures["top_contributors"] = self.book.top_contributors(s)
-        figures["level"] = self.book.cap_num[s] / self.book.cap_den[s]
+        figures["level"] = self.book.level(s)
         return figures
 
     def sector_figures(self, frame: int, s: int,
@@ -480,7 +490,7 @@ class SectorAggregator:
             if not final and not self._due(f"sector:{name}", end):
                 continue
             record = {"type": "sector", "subject": name, **head,
-                      "level": book.cap_num[s] / book.cap_den[s]}
+                      "level": book.level(s)}
             record.update(self.sector_figures(frame, s, lookback))
             if refresh or s not in self._contributors:
                 self._contributors[s] = book.top_contributors(s)

@@ -63,8 +63,8 @@ def _group(raw: Any) -> FrameGroup:
         stocks = {s: (last, t) for s, (last, t) in raw["stocks"].items()}
         return FrameGroup(raw["day"], raw["frame"], raw["ticks"], stocks,
                           raw["market_turnover"])
-    day, frame, ticks, market, stocks = raw
-    return FrameGroup(day, frame, ticks, {s: (last, t) for s, last, t in stocks}, market)
+    day, frame, ticks, market, rows = raw
+    return FrameGroup(day, frame, ticks, {s: (last, t) for s, last, t in rows}, market)
 
 
 def encode_partials(shipped: list[Shipped], per_record: int = PARTIALS_PER_RECORD) -> list[bytes]:

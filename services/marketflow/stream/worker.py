@@ -85,6 +85,12 @@ def run_worker(settings: Settings, inputs: MarketInputs, bootstrap: str,
                    lambda: runtime.router.aggregator.pending if runtime.router else (),
                    marketflow.reader)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    from marketflow import native
+
+    log.info("%s", native.describe())
+    if native.stale():
+        log.warning("compiled modules older than their source, running the old code: %s "
+                    "(run `make compile`)", ", ".join(native.stale()))
     _tune_gc()
     worker.execute_from_commandline()
 

@@ -152,8 +152,9 @@ def _reference(lines: list[bytes]) -> tuple[int, Counter[str], int]:
     """Plainly: (non-blank lines, parse rejects by reason, valid ticks)."""
     rejected: Counter[str] = Counter()
     valid = nonblank = 0
-    for line in lines:
-        raw = line.strip()
+    for i, line in enumerate(lines):
+        # a byte-order mark opening the file is not content (docs/contracts.md, Records)
+        raw = (line.removeprefix(b"\xef\xbb\xbf") if i == 0 else line).strip()
         if not raw:
             continue
         nonblank += 1
