@@ -17,7 +17,6 @@ from marketflow.core.records import (
     SouthboundUpdate,
     Tick,
     parse_southbound,
-    parse_tick_fast,
 )
 from marketflow.core.refdata import ReferenceData, ReferenceDataError
 from marketflow.core.rules import RulesError, load_rules
@@ -26,35 +25,13 @@ from marketflow.core.windows import DEFAULT_WINDOWS, parse_windows
 _TICK, _SOUTHBOUND = 0, 1
 
 
-def _ticks(pipeline: Pipeline, ticks: Path) -> Iterator[Tick]:
-    """The good ticks of a file in order, a tick in a common form straight from the fast
-    parser; every rejected line or array element counted in the pipeline."""
-    from marketflow.ingest.batches import split_ticks
-    from marketflow.ingest.files import read_values
-
-    fast = parse_tick_fast
-    for _, obj in read_values(ticks):
-        if type(obj) is dict:
-            tick = fast(obj)
-            if tick is not None:
-                yield tick
-                continue
-        if isinstance(obj, RecordError):
-            pipeline.reject(obj.reason)
-            continue
-        batch, bad = split_ticks(obj)  # an array keeps its good ticks
-        for element in bad:
-            pipeline.reject(element.error.reason)
-        yield from batch
-
-
 def _events(pipeline: Pipeline, ticks: Path,
             southbound: Path) -> Iterator[tuple[int, int, Tick | SouthboundUpdate]]:
     """Both inputs merged by event time (stable: file order within each, ticks first on ties)."""
-    from marketflow.ingest.files import read_records
+    from marketflow.ingest.files import read_records, read_ticks
 
     def tick_events() -> Iterator[tuple[int, int, Tick | SouthboundUpdate]]:
-        for tick in _ticks(pipeline, ticks):
+        for tick in read_ticks(ticks, pipeline.reject):
             yield tick.ts, _TICK, tick
 
     def southbound_events() -> Iterator[tuple[int, int, Tick | SouthboundUpdate]]:
@@ -78,12 +55,12 @@ def run_backtest(universe: Path, indices: Path, rules_path: Path, ticks: Path,
     ref = ReferenceData.load(universe, indices)
     rules = load_rules(rules_path, windows)
     pipeline = Pipeline(ref, rules, frame_ms, windows)
-    on_tick = pipeline.on_tick
     if southbound is None:
-        for tick in _ticks(pipeline, ticks):
-            on_tick(tick)
+        from marketflow.ingest.files import read_ticks
+
+        pipeline.run(read_ticks(ticks, pipeline.reject))
     else:
-        on_southbound = pipeline.on_southbound
+        on_tick, on_southbound = pipeline.on_tick, pipeline.on_southbound
         for _, kind, record in _events(pipeline, ticks, southbound):
             if kind == _TICK:
                 on_tick(record)  # type: ignore[arg-type]

@@ -69,6 +69,11 @@ class Pipeline:
         if alerts:
             self.alerts += alerts
 
+    def run(self, ticks: Iterable[Tick]) -> None:
+        """`on_tick` for each of `ticks` (the loop of `marketflow backtest`)."""
+        for tick in ticks:
+            self.on_tick(tick)
+
     def on_southbound(self, update: SouthboundUpdate) -> None:
         try:
             out = self.southbound.on_update(update)

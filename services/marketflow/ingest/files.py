@@ -15,13 +15,14 @@ from __future__ import annotations
 import csv
 import gzip
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, cast
 
 import orjson
 
-from marketflow.core.records import RecordError
+from marketflow.core.records import RecordError, Tick, parse_tick_fast
+from marketflow.ingest.batches import split_ticks
 
 GZIP_MAGIC = b"\x1f\x8b"
 BOM = b"\xef\xbb\xbf"
@@ -56,6 +57,25 @@ def read_records(path: Path) -> Iterator[tuple[int, str | bytes, Any]]:
             yield from _read_csv(lines)
         else:
             yield from _read_jsonl(lines)
+
+
+def read_ticks(path: Path, reject: Callable[[str], None]) -> Iterator[Tick]:
+    """The good ticks of a ticks file in order (an array keeps its good ticks), a tick in
+    a common form straight from the fast parser; the reason of every rejected line or
+    array element goes to `reject`."""
+    for _, obj in read_values(path):
+        if type(obj) is dict:
+            tick = parse_tick_fast(obj)
+            if tick is not None:
+                yield tick
+                continue
+        if isinstance(obj, RecordError):
+            reject(obj.reason)
+            continue
+        batch, bad = split_ticks(obj)
+        for element in bad:
+            reject(element.error.reason)
+        yield from batch
 
 
 def read_values(path: Path) -> Iterator[tuple[int, Any]]:

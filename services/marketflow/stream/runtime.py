@@ -129,18 +129,18 @@ class Runtime:
         partition = processor.source
         alerts: list[Alert] = []
         applied = 0
-        loads, fast = orjson.loads, parse_tick_fast
-        on_tick = processor.on_tick
+        # (direct calls, no local aliases: compiled, these are calls of native functions)
+        loads = orjson.loads
         for offset, value, _ in records:
             try:
                 obj = loads(value)
             except orjson.JSONDecodeError as error:
                 reject("invalid_json", partition, offset, str(error), "ticks", value)
                 continue
-            tick = fast(obj) if type(obj) is dict else None
+            tick = parse_tick_fast(obj) if type(obj) is dict else None
             if tick is not None:  # one tick in a common form: how feeds write them
                 try:
-                    fired = on_tick(tick)
+                    fired = processor.on_tick(tick)
                 except RecordError as error:
                     reject(error.reason, partition, offset, error.detail, "ticks", value)
                     continue
@@ -155,7 +155,7 @@ class Runtime:
                        payload)
             for tick in ticks:
                 try:
-                    fired = on_tick(tick)
+                    fired = processor.on_tick(tick)
                 except RecordError as error:  # the record as received, unless an array
                     payload = orjson.dumps(tick.to_json()) if type(obj) is list else value
                     reject(error.reason, partition, offset, error.detail, "ticks", payload)
