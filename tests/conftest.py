@@ -20,8 +20,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Tests of a compiled build older than its source would test the old code."""
     from marketflow import native
 
-    if native.stale():
-        pytest.exit(f"compiled modules older than their source: {', '.join(native.stale())}; "
+    stale = native.stale()
+    if stale:
+        pytest.exit(f"compiled modules older than their source: {', '.join(stale)}; "
                     "run `make compile` (or MARKETFLOW_INTERPRETED=1 to test the source)",
                     returncode=3)
 

@@ -88,9 +88,10 @@ def run_worker(settings: Settings, inputs: MarketInputs, bootstrap: str,
     from marketflow import native
 
     log.info("%s", native.describe())
-    if native.stale():
+    stale = native.stale()
+    if stale:
         log.warning("compiled modules older than their source, running the old code: %s "
-                    "(run `make compile`)", ", ".join(native.stale()))
+                    "(run `make compile`)", ", ".join(stale))
     _tune_gc()
     worker.execute_from_commandline()
 
