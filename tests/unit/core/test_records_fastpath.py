@@ -96,11 +96,30 @@ def test_loose_forms_take_the_fast_path(symbol: str, ts: object, want_symbol: st
 @settings(max_examples=2000, deadline=None)
 @given(st.one_of(rfc3339(), st.text(alphabet="0123456789-:.TZ+ ", min_size=20, max_size=32)))
 def test_cached_seconds_agree_with_the_full_reading(text: str) -> None:
-    """The per-second cache of `_fast_ts` (millisecond forms) reads every string exactly as
+    """The per-minute cache of `_fast_ts` (millisecond forms) reads every string exactly as
     the regular-expression reading does, on the first call and from the cache."""
     expected = _rfc3339_ms(text)
     assert _fast_ts(text) == expected
     assert _fast_ts(text) == expected
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.sampled_from(["2025-11-24T09:30:", "1999-12-31T23:59:", "2099-12-31T23:59:",
+                        "2025-02-29T10:00:", "2025-11-24T24:00:", "2025-11-24 09:60:",
+                        "2025-11-24T09:30.", "2025-11-24T09:30-"]),
+       st.lists(st.tuples(st.text(alphabet="0123456789:.a٠٥", min_size=2, max_size=2),
+                          st.text(alphabet="0123456789a٥", min_size=3, max_size=3)),
+                min_size=1, max_size=5),
+       st.sampled_from(["Z", "+08:00", "-05:00", "+14:00", "+8:00"]))
+def test_seconds_of_a_cached_minute_are_read_in_place(minute: str,
+                                                      tails: list[tuple[str, str]],
+                                                      zone: str) -> None:
+    """Several times of one minute and zone (the cache's key): each reads as the regular
+    expression reads it, whatever its separator, seconds and milliseconds (60, letters,
+    non-ASCII digits), and the bounds (2000 and 2100) hold to the millisecond."""
+    for seconds, millis in tails:
+        text = f"{minute}{seconds}.{millis}{zone}"
+        assert _fast_ts(text) == _rfc3339_ms(text), text
 
 
 @pytest.mark.parametrize(("text", "want"), [
