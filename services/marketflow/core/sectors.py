@@ -29,6 +29,22 @@ TOP_CONTRIBUTORS = 5
 CONTRIBUTORS_EVERY_MS = 10_000
 
 
+def gain_inside(now: int, before: int, lo: float, hi: float) -> bool:
+    """`lo < truediv((now - before) * 100, before) < hi` for levels `now`, `before` > 0.
+
+    A float estimate first (four roundings: within 1e-15 of the exact figure, relatively);
+    the exact division only when the estimate lies near an edge of the band. Every frame
+    checks every touched sector's windows like this, and the sums are past 2**62, where
+    integer arithmetic leaves machine words."""
+    estimate = float(now - before) * 100.0 / float(before)
+    margin = 1e-9 * (abs(estimate) + 1.0)
+    if lo + margin < estimate < hi - margin:
+        return True
+    if estimate < lo - margin or estimate > hi + margin:
+        return False
+    return lo < truediv((now - before) * 100, before) < hi
+
+
 class SectorBook:
     """Incremental sector sums over universe stocks (one trading day)."""
 
@@ -454,7 +470,7 @@ class SectorAggregator:
         for window, lo, hi in self.engine.quiet_bands("sector.gain_pct", name):
             levels = None if window == "day" else before_by_window[window]
             before = levels[s] if levels is not None else start  # None: the day's start
-            if not lo < truediv((now - before) * 100, before) < hi:
+            if not gain_inside(now, before, lo, hi):
                 return False
         return True
 

@@ -5,13 +5,14 @@ doubles, which rounds twice once they pass 2**53; the core divides with CPython'
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from marketflow.core.refdata import ReferenceData, Stock
-from marketflow.core.sectors import SectorBook
+from marketflow.core.sectors import SectorBook, gain_inside
 
 
 def exact(numerator: int, denominator: int) -> float:
@@ -54,3 +55,24 @@ def test_a_sum_past_2_to_the_53_is_divided_once() -> None:
     book.apply("00001", num, 0)
     assert book.level(0) == exact(num, den)
     assert book.gain_pct(0) == exact((num - den) * 100, den)
+
+
+levels = st.integers(1, 2**70)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(levels, levels, st.sampled_from([-2, -1, 0, 1, 2]), st.sampled_from([-2, -1, 0, 1, 2]),
+       st.sampled_from([0.0, 1e-9, 0.5, 3.0]))
+def test_a_gain_inside_its_band_as_the_exact_figure_says(now: int, before: int, lo_step: int,
+                                                         hi_step: int, width: float) -> None:
+    """The quiet-band check's float estimate never decides against the exact figure: bands
+    whose edges are the exact gain itself or its neighbouring doubles, and wider ones."""
+    gain = exact((now - before) * 100, before)
+    lo, hi = gain - width, gain + width
+    for _ in range(abs(lo_step)):
+        lo = math.nextafter(lo, math.copysign(math.inf, lo_step))
+    for _ in range(abs(hi_step)):
+        hi = math.nextafter(hi, math.copysign(math.inf, hi_step))
+    assert gain_inside(now, before, lo, hi) == (lo < gain < hi)
+    assert gain_inside(now, before, -math.inf, hi) == (gain < hi)
+    assert gain_inside(now, before, lo, math.inf) == (lo < gain)
