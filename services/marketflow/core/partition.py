@@ -154,8 +154,7 @@ class PartitionProcessor:
     def _due_snapshots(self, snapshots: list[Snapshot]) -> None:
         """One snapshot per stock or index changed in the frames closed since the last
         hand-over: at most one per key per frame (a second of event time), the latest."""
-        stock_snapshot = self.stock_snapshot
-        snapshots += [stock_snapshot(state, False) for state in self._due_stocks.values()]
+        snapshots += [self.stock_snapshot(state, False) for state in self._due_stocks.values()]
         snapshots += [self.index_snapshot(state, False) for state in self._due_indices.values()]
         self._due_stocks = {}
         self._due_indices = {}

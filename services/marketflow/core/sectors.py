@@ -401,7 +401,7 @@ class SectorAggregator:
         engine = self.engine
         book = self.book
         ts = (frame + 1) * self.frame_ms
-        evaluate, evidence = engine.evaluate, self._sector_evidence
+        evidence = self._sector_evidence  # a callback: bound once
         cap_num, cap_den = book.cap_num, book.cap_den
         gain_rules = engine.has_rules("sector.gain_pct")
         eq_rules = engine.has_rules("sector.eq_gain_pct")
@@ -424,25 +424,25 @@ class SectorAggregator:
                     for window, levels in lookback:  # as rolling()
                         before = levels[s] if levels is not None else start
                         values[window] = truediv((now - before) * 100, before)
-                    fired = evaluate("sector.gain_pct", name, values, ts, truediv(now, start),
-                                     name, evidence, frame, s)
+                    fired = engine.evaluate("sector.gain_pct", name, values, ts,
+                                            truediv(now, start), name, evidence, frame, s)
                     if fired:
                         alerts += fired
             if eq_rules:
-                fired = evaluate("sector.eq_gain_pct", name, book.eq_gain_pct(s), ts,
-                                 truediv(now, start), name, evidence, frame, s)
+                fired = engine.evaluate("sector.eq_gain_pct", name, book.eq_gain_pct(s), ts,
+                                        truediv(now, start), name, evidence, frame, s)
                 if fired:
                     alerts += fired
             if turnover_rules:
                 value = book.turnover[s] / 100
-                fired = evaluate("sector.turnover_hkd", name, value, ts, value, name,
-                                 evidence, frame, s)
+                fired = engine.evaluate("sector.turnover_hkd", name, value, ts, value, name,
+                                        evidence, frame, s)
                 if fired:
                     alerts += fired
         if engine.has_rules("market.turnover_hkd"):
             value = self.market_turnover / 100
-            alerts += evaluate("market.turnover_hkd", "market", value, ts, value,
-                               "market", self._market_figures)
+            alerts += engine.evaluate("market.turnover_hkd", "market", value, ts, value,
+                                      "market", self._market_figures)
 
     def _gain_candidates(self, frame: int) -> set[int]:
         """The sectors whose sector.gain_pct values may differ from their last check, or
