@@ -136,3 +136,29 @@ def test_one_write_holds_many_hashes_and_sets(stack: Any, redis_client: Any) -> 
     assert newest["gain_pct"] == 0.0 and newest["ts"].startswith("2025-11-24T10:00:00")
     assert 0 < redis_client.ttl(key) <= 3 * 86_400
     assert redis_client.zcard("u:history:2025-11-24:sector:S149") == 1
+
+
+def test_any_text_and_number_reach_the_hash_as_written(stack: Any, redis_client: Any) -> None:
+    """The write goes to Redis as one JSON document: names with quotes, backslashes,
+    control characters and non-ASCII text, and numbers past a double's integers, come
+    back byte for byte as `latest_fields` wrote them."""
+    from marketflow.alerts.redis_sink import latest_fields
+
+    stock = {"type": "stock", "subject": "00700", "trading_date": "2025-11-24",
+             "ts": "2025-11-24T10:00:00.000+08:00", "final": False,
+             "name": '騰訊控股 "Tencent"\\ \t\n\x00\x7f\u2028 🐉', "last": 612.345,
+             "change_pct": -0.1 / 3, "turnover_hkd": 1e13 - 0.01, "volume": 2**63 - 1,
+             "trades": 0}
+    empty = {"type": "market", "subject": "market", "trading_date": "", "ts": ""}
+
+    async def run() -> None:
+        client = aioredis.Redis.from_url(stack.redis_url)
+        await RedisLatestSink(client, "v:").write_many([stock, empty])
+        await client.aclose()
+
+    asyncio.run(run())
+    stored = redis_client.hgetall("v:latest:stock:00700")
+    assert {k.decode(): v.decode() for k, v in stored.items()} == latest_fields(stock)
+    assert stored[b"name"].decode() == stock["name"]
+    assert int(stored[b"volume"]) == 2**63 - 1
+    assert redis_client.hget("v:latest:market", "ts") == b""

@@ -11,7 +11,7 @@ shows only their latest figures).
 
 `HistorySampler` is pure: it sees every snapshot the worker emits (not only the coalesced
 latest ones, so a replay at full speed still leaves one point per interval) and keeps the
-points not yet written; `history_args` makes their writes part of the latest sink's one
+points not yet written; `history_points` makes their writes part of the latest sink's one
 scripted write per flush (`redis_sink.py`).
 """
 
@@ -124,17 +124,18 @@ class HistorySampler:
                 del pending[slot]
 
 
-def history_args(prefix: str, points: list[Point], first_key: int,
-                 interval_ms: int = INTERVAL_MS, max_points: int = MAX_POINTS,
-                 ttl_s: int = TTL_S) -> tuple[list[str], list[str | int]]:
-    """The keys and arguments of the history part of `redis_sink`'s write script: per
-    point, replace whatever its set holds in that interval; per set, trim to `max_points`
-    and refresh the expiry. Keys are numbered from `first_key` (1-based, as Lua's KEYS)."""
+def history_points(prefix: str, points: list[Point], first_key: int,
+                   interval_ms: int = INTERVAL_MS) -> tuple[list[str], list[list[str | int]]]:
+    """The keys and points of the history part of `redis_sink`'s write script: per point,
+    replace whatever its set holds in that interval (the script then trims every set to
+    `MAX_POINTS` and refreshes its expiry). Keys are numbered from `first_key` (1-based, as
+    Lua's KEYS); every other value is a string."""
     keys: dict[str, int] = {}
-    args: list[str | int] = [len(points), max_points, ttl_s]
+    out: list[list[str | int]] = []
     for point in points:
         key = prefix + point.key
         index = keys.setdefault(key, first_key + len(keys))
         start = point.bucket * interval_ms
-        args += [index, start, f"({start + interval_ms}", point.ts_ms, point.member.decode()]
-    return list(keys), args
+        out.append([index, str(start), f"({start + interval_ms}", str(point.ts_ms),
+                    point.member.decode()])
+    return list(keys), out

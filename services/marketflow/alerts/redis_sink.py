@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from marketflow.alerts.history import HistorySampler, history_args
+from marketflow.alerts.history import MAX_POINTS, TTL_S, HistorySampler, history_points
 
 # Atomic: mark the id seen, and only if it was new append to the stream and publish.
 _PUBLISH_ONCE = """
@@ -35,32 +35,30 @@ return fresh
 
 # Every latest hash and history write of a flush in one command: on a backlog nearly every
 # subject changes between two flushes (every 100 ms), and a command per key cost the worker
-# about 13% of its CPU in redis-py's packing and reply parsing (docs/design.md). KEYS: the
-# hashes, then the history sets. ARGV: the hash count, per hash the number of field and
-# value arguments and then them; the point count, max points, ttl, per point its set's
-# index in KEYS, the interval's start, "(" + its end, the score and the member.
+# about 13% of its CPU in redis-py's packing and reply parsing (docs/design.md). The data
+# goes as one JSON argument (one C call to encode; Redis, another process, decodes it),
+# every value a string (cjson would turn numbers into doubles). KEYS: the hashes, then the
+# history sets. ARGV[1]: [[fields and values of each hash], [per point: its set's index
+# in KEYS, the interval's start, "(" + its end, the score, the member]]; ARGV[2], ARGV[3]:
+# the points a set keeps and its time to live.
 _WRITE_LATEST = """
-local a = 1
-local hashes = tonumber(ARGV[a])
-a = a + 1
-for i = 1, hashes do
-  local n = tonumber(ARGV[a])
-  redis.call('HSET', KEYS[i], unpack(ARGV, a + 1, a + n))
-  a = a + n + 1
+local data = cjson.decode(ARGV[1])
+local hashes, points = data[1], data[2]
+local keep, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = 1, #hashes do
+  redis.call('HSET', KEYS[i], unpack(hashes[i]))
 end
-local points, keep, ttl = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-a = a + 3
-for p = 1, points do
-  local key = KEYS[tonumber(ARGV[a])]
-  redis.call('ZREMRANGEBYSCORE', key, ARGV[a + 1], ARGV[a + 2])
-  redis.call('ZADD', key, ARGV[a + 3], ARGV[a + 4])
-  a = a + 5
+for p = 1, #points do
+  local point = points[p]
+  local key = KEYS[tonumber(point[1])]
+  redis.call('ZREMRANGEBYSCORE', key, point[2], point[3])
+  redis.call('ZADD', key, point[4], point[5])
 end
-for k = hashes + 1, #KEYS do
+for k = #hashes + 1, #KEYS do
   redis.call('ZREMRANGEBYRANK', KEYS[k], 0, -(keep + 1))
   redis.call('EXPIRE', KEYS[k], ttl)
 end
-return hashes + points
+return #hashes + #points
 """
 
 LATEST_KEYS = {"index": "latest:index:{}", "sector": "latest:sector:{}",
@@ -75,23 +73,29 @@ def latest_key(prefix: str, snapshot: dict[str, Any]) -> str:
 
 def latest_fields(snapshot: dict[str, Any]) -> dict[str, str]:
     """Flat hash fields of a snapshot: numbers as their repr, nested values as JSON."""
-    fields: dict[str, str] = {}
+    items = latest_items(snapshot)
+    return dict(zip(items[::2], items[1::2], strict=True))
+
+
+def latest_items(snapshot: dict[str, Any]) -> list[str]:
+    """`latest_fields` as HSET takes them: field, value, field, value..."""
+    items: list[str] = []
     for name, value in snapshot.items():
         if name in _SKIP:
             continue
         if name == "rolling":
             for window, gain in value.items():
-                fields[f"rolling_{window}"] = repr(gain)
+                items += (f"rolling_{window}", repr(gain))
         elif isinstance(value, list | dict):
-            fields[name] = orjson.dumps(value).decode()
+            items += (name, orjson.dumps(value).decode())
         elif isinstance(value, bool):
-            fields[name] = "1" if value else "0"
+            items += (name, "1" if value else "0")
         elif isinstance(value, float | int):
-            fields[name] = repr(value)
+            items += (name, repr(value))
         else:
-            fields[name] = str(value)
-    fields["trading_date"] = str(snapshot.get("trading_date", ""))
-    return fields
+            items += (name, str(value))
+    items += ("trading_date", str(snapshot.get("trading_date", "")))
+    return items
 
 
 class RedisAlertSink:
@@ -132,16 +136,13 @@ class RedisLatestSink:
         points = self.history.pending()
         if not snapshots and not points:
             return
-        latest: dict[str, dict[str, str]] = {}
+        latest: dict[str, list[str]] = {}
         for snapshot in snapshots:  # the last one per key wins
-            latest[latest_key(self.prefix, snapshot)] = latest_fields(snapshot)
-        args: list[str | int] = [len(latest)]
-        for fields in latest.values():
-            args.append(2 * len(fields))
-            for item in fields.items():
-                args += item
-        history_keys, history = history_args(self.prefix, points, len(latest) + 1)
-        await self._write(keys=[*latest, *history_keys], args=args + history)
+            latest[latest_key(self.prefix, snapshot)] = latest_items(snapshot)
+        history_keys, history = history_points(self.prefix, points, len(latest) + 1)
+        payload = orjson.dumps([list(latest.values()), history])
+        await self._write(keys=[*latest, *history_keys],
+                          args=[payload, MAX_POINTS, TTL_S])
         self.history.written(points)
 
 

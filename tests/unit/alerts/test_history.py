@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from marketflow.alerts.history import HistorySampler, history_args, point_of, ts_ms_of
+from marketflow.alerts.history import HistorySampler, history_points, point_of, ts_ms_of
 
 T0 = "2025-11-24T09:30:00.000+08:00"
 T0_MS = 1763947800000
@@ -84,15 +84,15 @@ def test_pending_is_bounded() -> None:
     assert [orjson.loads(p.member)["level"] for p in sampler.pending()] == [2, 3, 4]
 
 
-def test_script_arguments_replace_the_interval_trim_and_expire() -> None:
+def test_script_points_replace_the_interval() -> None:
     sampler = HistorySampler()
     sampler.observe([at(0, 1), at(16, 2)])
     points = sampler.pending()
-    keys, args = history_args("mf:", points, first_key=4, max_points=100, ttl_s=60)
+    keys, rows = history_points("mf:", points, first_key=4)
     key = "mf:history:2025-11-24:index:HSTECH"
     start = (T0_MS // 15_000) * 15_000
     assert keys == [key]  # one set, numbered after the three hashes before it
-    assert args == [2, 100, 60,
-                    4, start, f"({start + 15_000}", points[0].ts_ms, points[0].member.decode(),
-                    4, start + 15_000, f"({start + 30_000}", points[1].ts_ms,
-                    points[1].member.decode()]
+    assert rows == [[4, str(start), f"({start + 15_000}", str(points[0].ts_ms),
+                     points[0].member.decode()],
+                    [4, str(start + 15_000), f"({start + 30_000}", str(points[1].ts_ms),
+                     points[1].member.decode()]]
