@@ -26,6 +26,7 @@ SECTOR_METRICS = (
     "sector.gain_pct", "sector.eq_gain_pct", "sector.turnover_hkd", "market.turnover_hkd",
 )
 TOP_CONTRIBUTORS = 5
+_EXACT = float(2**53)  # doubles hold every integer below this
 CONTRIBUTORS_EVERY_MS = 10_000
 
 
@@ -73,6 +74,8 @@ class SectorBook:
         # per sector: its members' (symbol, float shares, previous close)
         self.members = [tuple((m, ref.stocks[m].float_shares, ref.stocks[m].prev_close)
                               for m in ref.sector_members[name]) for name in self.names]
+        self.members_float = [tuple((m, float(f), p) for m, f, p in members)
+                              for members in self.members]
         self.sector_ids = {symbol: tuple(s for s, _, _ in weights)
                            for symbol, weights in self.weights.items()}
         self.reset()
@@ -145,16 +148,22 @@ class SectorBook:
         by symbol."""
         if limit <= 0:
             return []
-        direction = 1 if self.cap_num[s] >= self.cap_den[s] else -1
+        sign = -1.0 if self.cap_num[s] >= self.cap_den[s] else 1.0
         last = self.last
         # one pass keeping the best `limit` as (-contribution, symbol), ascending: a member
         # that cannot enter costs a comparison, no tuple (this runs for every sector at
-        # every snapshot; a sort or heap over all members cost a tenth of the worker)
-        best: list[tuple[int, str]] = []
-        for symbol, f, prev in self.members[s]:
+        # every snapshot; a sort or heap over all members cost a tenth of the worker). A
+        # contribution f * moved is a product of two integers: as a double it is exact
+        # while below 2**53 (rounded once), so it ranks as the integer would, without
+        # integer arithmetic past machine words (float shares are ~10**10); past that,
+        # the integers rank them.
+        best: list[tuple[float, str]] = []
+        for symbol, f, prev in self.members_float[s]:
             moved = last[symbol] - prev
             if moved:
-                key = -direction * f * moved
+                key = sign * (f * moved)
+                if not -_EXACT < key < _EXACT:
+                    return self._top_contributors_exact(s, limit)
                 if len(best) < limit:
                     insort(best, (key, symbol))
                 else:
@@ -162,9 +171,20 @@ class SectorBook:
                     if key < worst[0] or (key == worst[0] and symbol < worst[1]):
                         best.pop()
                         insort(best, (key, symbol))
+        return self._contributors_of(s, [symbol for _, symbol in best])
+
+    def _top_contributors_exact(self, s: int, limit: int) -> list[dict[str, Any]]:
+        direction = 1 if self.cap_num[s] >= self.cap_den[s] else -1
+        last = self.last
+        rows = [(-direction * f * (last[symbol] - prev), symbol)
+                for symbol, f, prev in self.members[s] if last[symbol] != prev]
+        return self._contributors_of(s, [symbol for _, symbol in heapq.nsmallest(limit, rows)])
+
+    def _contributors_of(self, s: int, symbols: list[str]) -> list[dict[str, Any]]:
+        last = self.last
         ref = self.ref
         out = []
-        for _, symbol in best:
+        for symbol in symbols:
             stock = ref.stocks[symbol]
             moved = last[symbol] - stock.prev_close
             out.append({

@@ -32,9 +32,10 @@ def reference(rows: list[tuple[int, int]], lasts: list[int], limit: int) -> list
     return [symbol for _, symbol in sorted(moved)[:limit]]
 
 
-# small price steps make ties and unchanged members common; float shares past 2**62
-# make products that leave machine-size integers
-member = st.tuples(st.sampled_from([1, 2, 3, 10**6, 10**12]), st.integers(1, 6))
+# small price steps make ties and unchanged members common; float shares of 2**60 (+1) make
+# products past 2**53 (ranked as integers, not doubles) and past machine-size integers
+member = st.tuples(st.sampled_from([1, 2, 3, 10**6, 10**12, 2**60, 2**60 + 1]),
+                   st.integers(1, 6))
 
 
 @settings(max_examples=400, deadline=None)
