@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from marketflow.core.output import Output
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 # However many frames one call closes (a backlog read in large slices), snapshots of what
 # changed come out at least once per this much event time: intraday history stays dense.
-SNAPSHOT_EVERY_MS = 15_000
+SNAPSHOT_EVERY_MS: Final = 15_000
 
 
 @dataclass(slots=True)

@@ -9,13 +9,13 @@ place). Nothing is left behind in a shared bag for somebody else to drain.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from marketflow.core.frames import FramePartial
 
 Alert = dict[str, Any]
-NO_ALERTS: tuple[Alert, ...] = ()  # what a step that fires nothing returns
+NO_ALERTS: Final[tuple[Alert, ...]] = ()  # what a step that fires nothing returns
 Snapshot = dict[str, Any]
 
 

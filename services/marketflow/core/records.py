@@ -14,7 +14,7 @@ import math
 import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple
 
 from marketflow.core.timeutil import from_datetime
 
@@ -110,7 +110,7 @@ def cents_to_float(value: int) -> float:
 
 # --- symbols -------------------------------------------------------------------------
 
-_NAMED_SYMBOL = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,31}$")
+_NAMED_SYMBOL: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,31}$")
 
 
 def normalise_symbol(raw: object) -> str:
@@ -136,12 +136,12 @@ def normalise_symbol(raw: object) -> str:
 
 # --- event time ----------------------------------------------------------------------
 
-_MIN_TS = 946_684_800_000  # 2000-01-01
+_MIN_TS: Final = 946_684_800_000  # 2000-01-01
 # Bounds that keep every number a 64-bit integer on the wire (orjson writes no larger):
-MAX_AMOUNT = 10**13  # a price, turnover or amount in HK$ (or index points)
-MAX_INT = 2**63  # qty, seq: |x| < 2**63
-MAX_QTY = 10**12  # shares in one trade, so that price * qty stays within 64 bits
-_MAX_TS = 4_102_444_800_000  # 2100-01-01
+MAX_AMOUNT: Final = 10**13  # a price, turnover or amount in HK$ (or index points)
+MAX_INT: Final = 2**63  # qty, seq: |x| < 2**63
+MAX_QTY: Final = 10**12  # shares in one trade, so that price * qty stays within 64 bits
+_MAX_TS: Final = 4_102_444_800_000  # 2100-01-01
 
 
 def parse_ts(raw: object) -> int:
@@ -257,12 +257,12 @@ def parse_tick(obj: object) -> Tick:
 
 # Loose forms on the fast path: a feed repeats the same few thousand symbol spellings and
 # one or two date-and-offset prefixes all day, so both are normalised once and cached.
-_SYMBOLS: dict[str, str] = {}
-_SYMBOLS_MAX = 1 << 16
-_DAY_STARTS: dict[str, int | None] = {}  # "YYYY-MM-DD|offset" -> epoch ms of 00:00 there
-_MINUTES: dict[str, int | None] = {}  # "YYYY-MM-DDTHH:MM" + zone -> epoch ms of that minute
-_MINUTES_MAX = 1 << 16  # a trading day has ~330 minutes (times the zone spellings in use)
-_RFC3339 = re.compile(
+_SYMBOLS: Final[dict[str, str]] = {}
+_SYMBOLS_MAX: Final = 1 << 16
+_DAY_STARTS: Final[dict[str, int | None]] = {}  # "YYYY-MM-DD|offset" -> epoch ms of 00:00 there
+_MINUTES: Final[dict[str, int | None]] = {}  # "YYYY-MM-DDTHH:MM" + zone -> epoch ms of that minute
+_MINUTES_MAX: Final = 1 << 16  # a trading day has ~330 minutes (times the zone spellings in use)
+_RFC3339: Final = re.compile(
     r"(\d{4}-\d{2}-\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{3}|\d{6}))?(Z|[+-]\d{2}:\d{2})?")
 
 
@@ -406,11 +406,13 @@ def parse_tick_fast(obj: dict[str, Any]) -> Tick | None:
         return None
     if cents >= _MAX_CENTS:
         return None
-    return _new_tick(Tick, (canonical, ts, milli, qty, cents, seq, kind))
+    return _new_tick(_TICK, (canonical, ts, milli, qty, cents, seq, kind))
 
 
-_MAX_CENTS = MAX_AMOUNT * 100
-_new_tick = tuple.__new__  # Tick(...) without NamedTuple's Python-level __new__: half the cost
+_MAX_CENTS: Final = MAX_AMOUNT * 100
+# Tick(...) without NamedTuple's Python-level __new__: half the cost
+_new_tick: Final = tuple.__new__
+_TICK: Final = Tick  # compiled, a class named at a call is a lookup in the module's dict
 
 
 def _parse_tick(obj: object) -> Tick:

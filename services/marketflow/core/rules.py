@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from pydantic import ValidationError
 
@@ -132,7 +132,7 @@ class _State:
 
 
 Evidence = Callable[..., dict[str, Any]]
-_INF = float("inf")
+_INF: Final = float("inf")
 
 
 class _Plan:

@@ -7,12 +7,13 @@ for every date the monitor can see and avoids a tz database lookup on the hot pa
 from __future__ import annotations
 
 import datetime as dt
+from typing import Final
 
-HKT = dt.timezone(dt.timedelta(hours=8), "HKT")
-HKT_OFFSET_MS = 8 * 3600 * 1000
-DAY_MS = 86_400_000
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MS = dt.timedelta(milliseconds=1)
+HKT: Final = dt.timezone(dt.timedelta(hours=8), "HKT")
+HKT_OFFSET_MS: Final = 8 * 3600 * 1000
+DAY_MS: Final = 86_400_000
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MS: Final = dt.timedelta(milliseconds=1)
 
 
 def day_number(ts_ms: int) -> int:
@@ -67,5 +68,5 @@ def day_clock(ts_ms: int, day_start_ms: int) -> str:
     return text + _MILLIS_HKT[millis]
 
 
-_CLOCK_SECONDS: dict[int, str] = {}
-_MILLIS_HKT = tuple(f".{m:03d}+08:00" for m in range(1000))
+_CLOCK_SECONDS: Final[dict[int, str]] = {}
+_MILLIS_HKT: Final = tuple(f".{m:03d}+08:00" for m in range(1000))

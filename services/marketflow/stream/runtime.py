@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 import orjson
 
@@ -32,7 +33,7 @@ from marketflow.stream.partials import Handoff, Shipped, decode_partials
 # (`close_more`), giving its event loop back in between: a backlog read one partition after
 # another leaves the whole day's frames waiting for the last partition, and closing them
 # in one call held the loop for seconds (heartbeats, timers, other agents).
-CLOSE_STEP_FRAMES = 200
+CLOSE_STEP_FRAMES: Final = 200
 
 # reason, partition, offset, detail, source ("ticks", "southbound", "partials"), payload
 Reject = Callable[[str, int | None, int | None, str, str, bytes], None]
