@@ -7,7 +7,9 @@ worker at about 12k ticks/s whatever marketflow does (docs/design.md, "Throughpu
 So the ticks topic is read here instead, by a plain aiokafka consumer in a consumer group
 of its own (`{app_id}.ticks`), in batches of whatever a fetch returned; each batch goes to
 the ticks agent (still a Faust agent, on an in-memory channel) as one value. Faust keeps
-everything else: the partials and southbound agents, timers, the web server.
+everything else: the partials and southbound agents, timers, the web server. aiokafka
+hands this consumer's records over as plain tuples (`_plain_records`), not one
+`ConsumerRecord` per tick.
 
 Offsets: the agent reports each batch as done (`done`); the reader commits the done
 offsets every `commit_interval_s` and before it gives a partition up in a rebalance (after
