@@ -290,24 +290,25 @@ def _fast_ts(text: str) -> int | None:
     ticks a second missed the cache at one tick in four); seconds and milliseconds are
     read from their fixed places."""
     size = len(text)
-    if text[19:20] == "." and ((size == 24 and text[23] == "Z")
-                               or (size == 29 and (text[23] == "+" or text[23] == "-"))):
-        seconds = text[17:19]
-        millis = text[20:23]
-        if (text[16] == ":" and seconds.isdigit() and seconds.isascii() and millis.isdigit()
-                and millis.isascii()):
-            key = text[:16] + text[23:]
-            minute = _MINUTES.get(key, -1)
-            if minute == -1:
-                minute = _rfc3339_ms(text[:16] + ":00" + text[23:])
-                if len(_MINUTES) >= _MINUTES_MAX:
-                    _MINUTES.clear()
-                _MINUTES[key] = minute
-            second = int(seconds)
-            if minute is None or second > 59:
-                return None
-            value = minute + second * 1000 + int(millis)
-            return value if _MIN_TS <= value < _MAX_TS else None
+    if (size == 24 or size == 29) and text[16] == ":" and text[19] == ".":
+        zone = text[23]
+        if (zone == "Z" and size == 24) or ((zone == "+" or zone == "-") and size == 29):
+            # the five digits, each read as a code point (no slice, no int() of a string)
+            s1, s2 = ord(text[17]) - 48, ord(text[18]) - 48
+            m1, m2, m3 = ord(text[20]) - 48, ord(text[21]) - 48, ord(text[22]) - 48
+            if (0 <= s1 <= 5 and 0 <= s2 <= 9 and 0 <= m1 <= 9 and 0 <= m2 <= 9
+                    and 0 <= m3 <= 9):
+                key = text[:16] + text[23:]
+                minute = _MINUTES.get(key, -1)
+                if minute == -1:
+                    minute = _rfc3339_ms(text[:16] + ":00" + text[23:])
+                    if len(_MINUTES) >= _MINUTES_MAX:
+                        _MINUTES.clear()
+                    _MINUTES[key] = minute
+                if minute is None:
+                    return None
+                value = minute + (s1 * 10 + s2) * 1000 + m1 * 100 + m2 * 10 + m3
+                return value if _MIN_TS <= value < _MAX_TS else None
     return _rfc3339_ms(text)
 
 
@@ -352,13 +353,17 @@ def parse_tick_fast(obj: dict[str, Any]) -> Tick | None:
     ts = obj.get("ts")
     price = obj.get("price")
     qty = obj.get("qty")
-    kind: Any  # as decoded, checked below (typed Any: mypyc would check a str here)
-    turnover: Any
-    seq: Any
     if len(obj) == (3 if qty is None else 4):  # nothing else: a trade, turnover = p * q
-        kind, turnover, seq = "trade", None, None
-    else:
-        kind, turnover, seq = obj.get("kind", "trade"), obj.get("turnover"), obj.get("seq")
+        return tick_of(symbol, ts, price, qty, "trade", None, None)
+    return tick_of(symbol, ts, price, qty, obj.get("kind", "trade"), obj.get("turnover"),
+                   obj.get("seq"))
+
+
+def tick_of(symbol: Any, ts: Any, price: Any, qty: Any, kind: Any, turnover: Any,
+            seq: Any) -> Tick | None:
+    """`parse_tick_fast` on a tick's fields as decoded (None for an absent one, "trade"
+    for an absent kind), from a dict or from a decoder that fills fields in place
+    (`marketflow.ingest.wire`). Typed Any: mypyc would check a declared type on entry."""
     if qty is None:
         qty = 0
     if type(symbol) is not str or type(qty) is not int or not 0 <= qty <= MAX_QTY:
@@ -380,7 +385,7 @@ def parse_tick_fast(obj: dict[str, Any]) -> Tick | None:
         if not 0 < price < 1e7:  # also false for NaN
             return None
         scaled = price * 1000
-        milli = round(scaled)
+        milli = int(scaled + 0.5)  # round(): the same where the check below passes
         if not (abs(scaled - milli) < 1e-6 and 0 < milli < 10**10):
             return None
     elif type(price) is int and 0 < price < 10**11:
@@ -390,19 +395,21 @@ def parse_tick_fast(obj: dict[str, Any]) -> Tick | None:
     if kind != "trade" and kind != "index":
         return None
     if turnover is None:
-        cents, remainder = divmod(milli * qty, 10)  # HK$ cents, half to even
+        tenths = milli * qty  # HK$ cents, half to even
+        cents, remainder = tenths // 10, tenths % 10
         if remainder > 5 or (remainder == 5 and cents % 2 == 1):
             cents += 1
     elif type(turnover) is float and 0 <= turnover < 1e11:
         scaled = turnover * 100
-        cents = round(scaled)
+        cents = int(scaled + 0.5)
         if not abs(scaled - cents) < 1e-4:
             return None
     elif type(turnover) is int and turnover >= 0:
         cents = turnover * 100
     else:
         return None
-    if seq is not None and (type(seq) is not int or not -MAX_INT < seq < MAX_INT):
+    if seq is not None and (type(seq) is not int or not (
+            -_SHORT < seq < _SHORT or -MAX_INT < seq < MAX_INT)):
         return None
     if cents >= _MAX_CENTS:
         return None
@@ -410,6 +417,9 @@ def parse_tick_fast(obj: dict[str, Any]) -> Tick | None:
 
 
 _MAX_CENTS: Final = MAX_AMOUNT * 100
+# Compiled, comparing two ints is a few instructions when both are below 2**62 and a call
+# when one is not (MAX_INT): the usual seq is checked against this first.
+_SHORT: Final = 2**61
 # Tick(...) without NamedTuple's Python-level __new__: half the cost
 _new_tick: Final = tuple.__new__
 _TICK: Final = Tick  # compiled, a class named at a call is a lookup in the module's dict

@@ -15,14 +15,15 @@ from __future__ import annotations
 import csv
 import gzip
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, Final, cast
 
 import orjson
 
-from marketflow.core.records import RecordError, Tick, parse_tick_fast
+from marketflow.core.records import RecordError, Tick, parse_tick_fast, tick_of
 from marketflow.ingest.batches import split_ticks
+from marketflow.ingest.wire import DECODE_ERRORS, TICK_LINE, WireTick
 
 GZIP_MAGIC = b"\x1f\x8b"
 BOM = b"\xef\xbb\xbf"
@@ -62,8 +63,60 @@ def read_records(path: Path) -> Iterator[tuple[int, str | bytes, Any]]:
 def read_ticks(path: Path, reject: Callable[[str], None]) -> Iterator[Tick]:
     """The good ticks of a ticks file in order (an array keeps its good ticks), a tick in
     a common form straight from the fast parser; the reason of every rejected line or
-    array element goes to `reject`."""
-    for _, obj in read_values(path):
+    array element goes to `reject`.
+
+    A JSON line is first decoded straight into a tick's fields (`marketflow.ingest.wire`:
+    no dict made); one that is not ASCII, too long, refused by that decoder or whose tick
+    the fast parser does not take is read as `read_values` reads it."""
+    if _is_csv_file(path):
+        yield from _good_ticks(read_values(path), reject)
+        return
+    number = 0
+    with _open(path) as handle:
+        try:
+            for line in handle:
+                number += 1
+                if len(line) <= MAX_LINE_BYTES and line.isascii():
+                    wire: Any  # a WireTick, a list of them or None
+                    try:
+                        wire = _DECODE_TICK(line)
+                    except DECODE_ERRORS:
+                        wire = None
+                    if type(wire) is _WIRE_TICK:
+                        tick = tick_of(wire.symbol, wire.ts, wire.price, wire.qty, wire.kind,
+                                       wire.turnover, wire.seq)
+                        if tick is not None:
+                            yield tick
+                            continue
+                    elif wire is not None:
+                        ticks = _wire_batch(wire)
+                        if ticks is not None:
+                            yield from ticks
+                            continue
+                yield from _good_ticks(_line_values((line,), number - 1), reject)
+        except (OSError, EOFError, zlib.error):
+            reject("invalid_encoding")  # (where: `read_values` says)
+
+
+def _wire_batch(wires: list[Any]) -> list[Tick] | None:
+    """The ticks of a decoded array if the fast parser takes every one, else None."""
+    ticks: list[Tick] = []
+    for wire in wires:
+        tick = tick_of(wire.symbol, wire.ts, wire.price, wire.qty, wire.kind, wire.turnover,
+                       wire.seq)
+        if tick is None:
+            return None
+        ticks.append(tick)
+    return ticks if ticks else None  # (an empty array is a rejection)
+
+
+_DECODE_TICK: Final = TICK_LINE.decode
+_WIRE_TICK: Final = WireTick
+
+
+def _good_ticks(values: Iterable[tuple[int, Any]], reject: Callable[[str], None],
+                ) -> Iterator[Tick]:
+    for _, obj in values:
         if type(obj) is dict:
             tick = parse_tick_fast(obj)
             if tick is not None:
@@ -78,44 +131,54 @@ def read_ticks(path: Path, reject: Callable[[str], None]) -> Iterator[Tick]:
         yield from batch
 
 
-def read_values(path: Path) -> Iterator[tuple[int, Any]]:
-    """`read_records` without the raw text: (line number, decoded object or RecordError),
-    for readers that want only the values (`backtest`). JSON lines are read in one loop:
-    a line orjson decodes is yielded at once, any other is classified as `read_records`
-    does (same reasons, same details); CSV goes through `read_records`."""
+def _is_csv_file(path: Path) -> bool:
     with _open(path) as probe:
         try:
             first = probe.readline()
         except (OSError, EOFError, zlib.error):
             first = b""
-    if _is_csv(path, first.removeprefix(BOM)):
+    return _is_csv(path, first.removeprefix(BOM))
+
+
+def read_values(path: Path) -> Iterator[tuple[int, Any]]:
+    """`read_records` without the raw text: (line number, decoded object or RecordError),
+    for readers that want only the values (`backtest`). JSON lines are read in one loop:
+    a line orjson decodes is yielded at once, any other is classified as `read_records`
+    does (same reasons, same details); CSV goes through `read_records`."""
+    if _is_csv_file(path):
         for number, _, obj in read_records(path):
             yield number, obj
         return
-    loads, decode_error = orjson.loads, orjson.JSONDecodeError
-    number = 0
     with _open(path) as handle:
-        try:
-            for line in handle:
-                number += 1
-                if number == 1 and line.startswith(BOM):
-                    line = line[len(BOM):]
-                raw = line.strip()
-                if not raw:
+        yield from _line_values(handle, 0)
+
+
+def _line_values(lines: Iterable[bytes], number: int) -> Iterator[tuple[int, Any]]:
+    """`read_values` of `lines` (with their ends or not), the first numbered `number + 1`.
+    A line orjson decodes is yielded at once, any other is classified as `read_records`
+    does; reading that breaks (a compressed stream) ends them with a RecordError."""
+    loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    try:
+        for line in lines:
+            number += 1
+            if number == 1 and line.startswith(BOM):
+                line = line[len(BOM):]
+            raw = line.strip()
+            if not raw:
+                continue
+            if len(raw) <= MAX_LINE_BYTES:
+                try:
+                    yield number, loads(raw)
                     continue
-                if len(raw) <= MAX_LINE_BYTES:
-                    try:
-                        yield number, loads(raw)
-                        continue
-                    except decode_error:
-                        pass
-                # not decoded: classified (and numbered) as read_records does
-                for item in _read_jsonl(_decoded(iter([raw]), number)):
-                    yield item[0], item[2]
-        except (OSError, EOFError, zlib.error) as error:
-            yield number + 1, RecordError(
-                "invalid_encoding", f"line {number + 1}: the compressed stream is broken "
-                                    f"here, nothing after it can be read ({error})")
+                except decode_error:
+                    pass
+            # not decoded: classified (and numbered) as read_records does
+            for item in _read_jsonl(_decoded(iter([raw]), number)):
+                yield item[0], item[2]
+    except (OSError, EOFError, zlib.error) as error:
+        yield number + 1, RecordError(
+            "invalid_encoding", f"line {number + 1}: the compressed stream is broken here, "
+                                f"nothing after it can be read ({error})")
 
 
 def _lines(handle: IO[bytes]) -> Iterator[bytes | RecordError]:
