@@ -10,9 +10,10 @@ returns the good ticks in order and one `BadElement` per bad one, with its index
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-from marketflow.core.records import RecordError, Tick, parse_tick
+from marketflow.core.records import RecordError, Tick, parse_tick, tick_of
+from marketflow.ingest.wire import DECODE_ERRORS, TICK_LINE, WireTick
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,3 +48,32 @@ def split_ticks(obj: object) -> tuple[list[Tick], list[BadElement]]:
             bad.append(BadElement(index, RecordError(
                 error.reason, f"batch element {index}: {error.detail}"), item))
     return ticks, bad
+
+
+def decode_ticks(value: bytes) -> Tick | list[Tick] | None:
+    """The tick (or the non-empty array's ticks) of a JSON line or `md.ticks` value decoded
+    straight into the tick's fields (`marketflow.ingest.wire`, no dict made), when that
+    gives what `orjson.loads` and `split_ticks` would: an ASCII value the decoder takes,
+    every tick through the fast parser. None otherwise: the caller takes that way."""
+    if not value.isascii():
+        return None
+    wire: Any  # a WireTick or a list of them
+    try:
+        wire = _DECODE_TICK(value)
+    except DECODE_ERRORS:
+        return None
+    if type(wire) is _WIRE_TICK:
+        return tick_of(wire.symbol, wire.ts, wire.price, wire.qty, wire.kind, wire.turnover,
+                       wire.seq)
+    ticks: list[Tick] = []
+    for element in wire:
+        tick = tick_of(element.symbol, element.ts, element.price, element.qty, element.kind,
+                       element.turnover, element.seq)
+        if tick is None:
+            return None
+        ticks.append(tick)
+    return ticks if ticks else None  # (an empty array is a rejection)
+
+
+_DECODE_TICK: Final = TICK_LINE.decode
+_WIRE_TICK: Final = WireTick

@@ -17,13 +17,12 @@ import gzip
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, Final, cast
+from typing import IO, Any, cast
 
 import orjson
 
-from marketflow.core.records import RecordError, Tick, parse_tick_fast, tick_of
-from marketflow.ingest.batches import split_ticks
-from marketflow.ingest.wire import DECODE_ERRORS, TICK_LINE, WireTick
+from marketflow.core.records import RecordError, Tick, parse_tick_fast
+from marketflow.ingest.batches import decode_ticks, split_ticks
 
 GZIP_MAGIC = b"\x1f\x8b"
 BOM = b"\xef\xbb\xbf"
@@ -65,9 +64,9 @@ def read_ticks(path: Path, reject: Callable[[str], None]) -> Iterator[Tick]:
     a common form straight from the fast parser; the reason of every rejected line or
     array element goes to `reject`.
 
-    A JSON line is first decoded straight into a tick's fields (`marketflow.ingest.wire`:
-    no dict made); one that is not ASCII, too long, refused by that decoder or whose tick
-    the fast parser does not take is read as `read_values` reads it."""
+    A JSON line is first decoded straight into a tick's fields (`batches.decode_ticks`:
+    no dict made); one that is too long, or that this does not take, is read as
+    `read_values` reads it."""
     if _is_csv_file(path):
         yield from _good_ticks(read_values(path), reject)
         return
@@ -76,42 +75,17 @@ def read_ticks(path: Path, reject: Callable[[str], None]) -> Iterator[Tick]:
         try:
             for line in handle:
                 number += 1
-                if len(line) <= MAX_LINE_BYTES and line.isascii():
-                    wire: Any  # a WireTick, a list of them or None
-                    try:
-                        wire = _DECODE_TICK(line)
-                    except DECODE_ERRORS:
-                        wire = None
-                    if type(wire) is _WIRE_TICK:
-                        tick = tick_of(wire.symbol, wire.ts, wire.price, wire.qty, wire.kind,
-                                       wire.turnover, wire.seq)
-                        if tick is not None:
-                            yield tick
-                            continue
-                    elif wire is not None:
-                        ticks = _wire_batch(wire)
-                        if ticks is not None:
-                            yield from ticks
-                            continue
+                if len(line) <= MAX_LINE_BYTES:
+                    decoded = decode_ticks(line)
+                    if isinstance(decoded, list):
+                        yield from decoded
+                        continue
+                    if decoded is not None:
+                        yield decoded
+                        continue
                 yield from _good_ticks(_line_values((line,), number - 1), reject)
         except (OSError, EOFError, zlib.error):
             reject("invalid_encoding")  # (where: `read_values` says)
-
-
-def _wire_batch(wires: list[Any]) -> list[Tick] | None:
-    """The ticks of a decoded array if the fast parser takes every one, else None."""
-    ticks: list[Tick] = []
-    for wire in wires:
-        tick = tick_of(wire.symbol, wire.ts, wire.price, wire.qty, wire.kind, wire.turnover,
-                       wire.seq)
-        if tick is None:
-            return None
-        ticks.append(tick)
-    return ticks if ticks else None  # (an empty array is a rejection)
-
-
-_DECODE_TICK: Final = TICK_LINE.decode
-_WIRE_TICK: Final = WireTick
 
 
 def _good_ticks(values: Iterable[tuple[int, Any]], reject: Callable[[str], None],

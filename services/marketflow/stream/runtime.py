@@ -26,7 +26,7 @@ from marketflow.core.refdata import ReferenceData
 from marketflow.core.rules import RuleSet
 from marketflow.core.sectors import SectorAggregator
 from marketflow.core.southbound import SouthboundBook
-from marketflow.ingest.batches import split_ticks
+from marketflow.ingest.batches import decode_ticks, split_ticks
 from marketflow.stream.partials import Handoff, Shipped, decode_partials
 
 # Frames the aggregator closes in one step live; the adapter closes the rest step by step
@@ -133,15 +133,26 @@ class Runtime:
         # (direct calls, no local aliases: compiled, these are calls of native functions)
         loads = orjson.loads
         for offset, value, _ in records:
-            try:
-                obj = loads(value)
-            except orjson.JSONDecodeError as error:
-                reject("invalid_json", partition, offset, str(error), "ticks", value)
-                continue
-            tick = parse_tick_fast(obj) if type(obj) is dict else None
-            if tick is not None:  # one tick in a common form: how feeds write them
+            decoded = decode_ticks(value)  # no dict made (ingest.wire), or None
+            array = True  # (decoded a list: what a tick's rejection carries is the tick)
+            if decoded is None:
                 try:
-                    fired = processor.on_tick(tick)
+                    obj = loads(value)
+                except orjson.JSONDecodeError as error:
+                    reject("invalid_json", partition, offset, str(error), "ticks", value)
+                    continue
+                decoded = parse_tick_fast(obj) if type(obj) is dict else None
+                if decoded is None:
+                    ticks, bad = split_ticks(obj)
+                    for element in bad:  # an array keeps its good ticks, as produce does
+                        payload = value if element.index is None else orjson.dumps(
+                            element.value)
+                        reject(element.error.reason, partition, offset,
+                               element.error.detail, "ticks", payload)
+                    decoded, array = ticks, type(obj) is list
+            if not isinstance(decoded, list):  # one tick in a common form: how feeds write it
+                try:
+                    fired = processor.on_tick(decoded)
                 except RecordError as error:
                     reject(error.reason, partition, offset, error.detail, "ticks", value)
                     continue
@@ -149,16 +160,11 @@ class Runtime:
                 if fired:
                     alerts += fired
                 continue
-            ticks, bad = split_ticks(obj)
-            for element in bad:  # an array keeps its good ticks, as produce and backtest do
-                payload = value if element.index is None else orjson.dumps(element.value)
-                reject(element.error.reason, partition, offset, element.error.detail, "ticks",
-                       payload)
-            for tick in ticks:
+            for tick in decoded:
                 try:
                     fired = processor.on_tick(tick)
                 except RecordError as error:  # the record as received, unless an array
-                    payload = orjson.dumps(tick.to_json()) if type(obj) is list else value
+                    payload = orjson.dumps(tick.to_json()) if array else value
                     reject(error.reason, partition, offset, error.detail, "ticks", payload)
                     continue
                 applied += 1
