@@ -82,6 +82,14 @@ class SectorBook:
                               for m in ref.sector_members[name]) for name in self.names]
         self.members_float = [tuple((m, float(f), p) for m, f, p in members)
                               for members in self.members]
+        # per stock: (sector index, float shares, the same as a double, the largest price
+        # move whose product with them is below 2**53: doubles multiply those exactly, and
+        # compiled, integers past 2**30 multiply as CPython objects)
+        self.cap_weights: dict[str, tuple[tuple[int, int, float, int], ...]] = {
+            symbol: tuple((s, f, float(f), (2**53 - 1) // f if f else 2**53)
+                          for s, f, _ in weights)
+            for symbol, weights in self.weights.items()
+        }
         self.sector_ids = {symbol: tuple(s for s, _, _ in weights)
                            for symbol, weights in self.weights.items()}
         self.reset()
@@ -96,6 +104,10 @@ class SectorBook:
         self.unchanged = list(self.size)
         self.market_breadth = [0, 0, len(self.ref.stocks)]  # advancers, decliners, unchanged
         self.last = {symbol: stock.prev_close for symbol, stock in self.ref.stocks.items()}
+        # the equal-weighted sums are folded in when read (`_fold_eq`): their weights are
+        # integers far past 2**62 (lcm / prev_close), a product of CPython integers each
+        self.eq_folded = dict(self.last)  # the last price folded into eq_num, per stock
+        self.eq_unfolded: set[str] = set()  # stocks whose price moved since
         self.stock_turnover = dict.fromkeys(self.ref.stocks, 0)
         self.touched: set[int] = set()  # since the last snapshots
         self.frame_touched: set[int] = set()  # since the last frame recorded in history
@@ -113,9 +125,12 @@ class SectorBook:
             prev = self.ref.stocks[symbol].prev_close
             old_sign = (old_last > prev) - (old_last < prev)
             new_sign = (last > prev) - (last < prev)
-            for s, f, w in weights:
-                self.cap_num[s] += f * d_price
-                self.eq_num[s] += w * d_price
+            for s, f, f_float, limit in self.cap_weights[symbol]:
+                if -limit <= d_price <= limit:
+                    self.cap_num[s] += int(f_float * d_price)  # = f * d_price, exactly
+                else:
+                    self.cap_num[s] += f * d_price
+            self.eq_unfolded.add(symbol)
             if old_sign != new_sign:
                 self._move(weights, old_sign, -1)
                 self._move(weights, new_sign, 1)
@@ -145,7 +160,19 @@ class SectorBook:
     def gain_pct(self, s: int) -> float:
         return truediv((self.cap_num[s] - self.cap_den[s]) * 100, self.cap_den[s])
 
+    def _fold_eq(self) -> None:
+        """Bring eq_num up to the last prices (integer sums: the order is immaterial)."""
+        for symbol in self.eq_unfolded:
+            d_price = self.last[symbol] - self.eq_folded[symbol]
+            if d_price:
+                self.eq_folded[symbol] = self.last[symbol]
+                for s, _, w in self.weights[symbol]:
+                    self.eq_num[s] += w * d_price
+        self.eq_unfolded.clear()
+
     def eq_gain_pct(self, s: int) -> float:
+        if self.eq_unfolded:
+            self._fold_eq()
         total = self.eq_den[s] * self.size[s]
         return truediv((self.eq_num[s] - total) * 100, total)
 

@@ -76,3 +76,35 @@ def test_a_gain_inside_its_band_as_the_exact_figure_says(now: int, before: int, 
     assert gain_inside(now, before, lo, hi) == (lo < gain < hi)
     assert gain_inside(now, before, -math.inf, hi) == (gain < hi)
     assert gain_inside(now, before, lo, math.inf) == (lo < gain)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 10**12), st.integers(1, 10**8)), min_size=1,
+                max_size=4),
+       st.lists(st.tuples(st.integers(0, 3), st.integers(1, 10**8), st.booleans()),
+                max_size=12))
+def test_figures_after_moves_and_reads_in_any_order(
+        rows: list[tuple[int, int]], moves: list[tuple[int, int, bool]]) -> None:
+    """Sums kept as the prices move: free-float products by doubles where exact (below
+    2**53) and by integers past that, equal-weighted sums folded in only when read; the
+    figures read between moves and at the end are those of the prices at that moment."""
+    stocks = {f"{i:05d}": Stock(f"{i:05d}", f"S{i}", prev, shares, ("X",), 100)
+              for i, (shares, prev) in enumerate(rows, start=1)}
+    book = SectorBook(ReferenceData(stocks, {}))
+    last = [prev for _, prev in rows]
+    den = sum(shares * prev for shares, prev in rows)
+    eq_den = book.eq_den[0] * len(rows)
+
+    def check() -> None:
+        num = sum(shares * p for (shares, _), p in zip(rows, last, strict=True))
+        assert book.level(0) == exact(num, den)
+        eq_num = sum(book.eq_den[0] // prev * p for (_, prev), p in zip(rows, last, strict=True))
+        assert book.eq_gain_pct(0) == exact((eq_num - eq_den) * 100, eq_den)
+
+    for index, price, read in moves:
+        i = index % len(rows)
+        book.apply(f"{i + 1:05d}", price, 0)
+        last[i] = price
+        if read:
+            check()
+    check()
