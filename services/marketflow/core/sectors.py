@@ -109,8 +109,10 @@ class SectorBook:
         self.eq_folded = dict(self.last)  # the last price folded into eq_num, per stock
         self.eq_unfolded: set[str] = set()  # stocks whose price moved since
         self.stock_turnover = dict.fromkeys(self.ref.stocks, 0)
-        self.touched: set[int] = set()  # since the last snapshots
-        self.frame_touched: set[int] = set()  # since the last frame recorded in history
+        # sectors changed since the last snapshots (the aggregator adds each frame's), and
+        # since the last frame recorded in history
+        self.touched: set[int] = set()
+        self.frame_touched: set[int] = set()
 
     def apply(self, symbol: str, last: int, turnover: int) -> bool:
         """Set a stock's absolute last price and turnover; True if anything changed."""
@@ -138,9 +140,9 @@ class SectorBook:
             self.stock_turnover[symbol] = turnover
             for s, _, _ in weights:
                 self.turnover[s] += d_turnover
-        ids = self.sector_ids[symbol]
-        self.touched.update(ids)
-        self.frame_touched.update(ids)
+        frame_touched = self.frame_touched
+        for s in self.sector_ids[symbol]:  # (set.update of a tuple: a generic iteration)
+            frame_touched.add(s)
         return True
 
     def _move(self, weights: tuple[tuple[int, int, int], ...], sign: int, step: int) -> None:
@@ -398,11 +400,11 @@ class SectorAggregator:
         self._prune_history(frame)
         if self.emit_snapshots:
             self._snapshot_due = True
-        else:
-            book.touched.clear()
 
     def _record_history(self, frame: int) -> None:
         book = self.book
+        if self.emit_snapshots:
+            book.touched |= book.frame_touched
         self.history_frames.append(frame)
         self.history_levels.append(list(book.cap_num))
         self.history_touched.append(book.frame_touched)

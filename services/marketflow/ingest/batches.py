@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+import msgspec
+
 from marketflow.core.records import RecordError, Tick, parse_tick, tick_of
 from marketflow.ingest.wire import DECODE_ERRORS, TICK_LINE, WireTick
 
@@ -63,17 +65,23 @@ def decode_ticks(value: bytes) -> Tick | list[Tick] | None:
     except DECODE_ERRORS:
         return None
     if type(wire) is _WIRE_TICK:
-        return tick_of(wire.symbol, wire.ts, wire.price, wire.qty, wire.kind, wire.turnover,
-                       wire.seq)
+        return _tick_of_wire(wire)
     ticks: list[Tick] = []
     for element in wire:
-        tick = tick_of(element.symbol, element.ts, element.price, element.qty, element.kind,
-                       element.turnover, element.seq)
+        tick = _tick_of_wire(element)
         if tick is None:
             return None
         ticks.append(tick)
     return ticks if ticks else None  # (an empty array is a rejection)
 
 
+def _tick_of_wire(wire: Any) -> Tick | None:
+    # the fields as one tuple (a C call), read by position: seven attribute lookups cost more
+    fields: tuple[Any, Any, Any, Any, Any, Any, Any] = _AS_TUPLE(wire)
+    symbol, ts, price, qty, kind, turnover, seq = fields
+    return tick_of(symbol, ts, price, qty, kind, turnover, seq)
+
+
 _DECODE_TICK: Final = TICK_LINE.decode
 _WIRE_TICK: Final = WireTick
+_AS_TUPLE: Final = msgspec.structs.astuple

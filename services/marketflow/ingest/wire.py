@@ -23,7 +23,8 @@ import msgspec
 
 
 class WireTick(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """A tick object's fields as decoded; None where a field is absent (or null)."""
+    """A tick object's fields as decoded; None where a field is absent (or null). Read by
+    position (`msgspec.structs.astuple`) in `batches.decode_ticks`: keep the order."""
 
     symbol: Any = None
     ts: Any = None
