@@ -6,11 +6,32 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
-from marketflow.cli import app
+from marketflow.cli import COMMAND_MODULES, COMMANDS, app, new_app
 
 runner = CliRunner()
+
+
+def registered(app: typer.Typer) -> set[str]:
+    return ({c.name or c.callback.__name__ for c in app.registered_commands if c.callback}
+            | {g.name for g in app.registered_groups if g.name})
+
+
+@pytest.mark.parametrize("module", COMMAND_MODULES)
+def test_each_command_is_found_where_it_is_registered(module: str) -> None:
+    """`marketflow NAME` imports only COMMANDS[NAME]: that module must register NAME."""
+    assert registered(new_app((module,))) == {n for n, m in COMMANDS.items() if m == module}
+
+
+@pytest.mark.parametrize("command", ["backtest", "stack", "topics"])
+def test_one_command_alone_still_takes_its_name(command: str) -> None:
+    """(with one command registered, Typer would run it as the whole program)"""
+    alone = new_app((COMMANDS[command],))
+    result = runner.invoke(alone, [command, "--help"])
+    assert result.exit_code == 0 and f"marketflow {command}" in result.output
+    assert runner.invoke(alone, ["--help"]).output.count(command) >= 1
 
 
 @pytest.mark.parametrize("command", [
