@@ -172,12 +172,17 @@ def _reference(lines: list[bytes]) -> tuple[int, Counter[str], int]:
     return nonblank, rejected, valid
 
 
+def lines_file(directory: Path, lines: list[bytes], crlf: bool) -> Path:
+    path = directory / "gen.jsonl"
+    path.write_bytes(b"".join(line + (b"\r\n" if crlf else b"\n") for line in lines))
+    return path
+
+
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(LINE, max_size=25), crlf=st.booleans())
 def test_generated_lines(lines: list[bytes], crlf: bool, tmp_path: Path) -> None:
-    path = tmp_path / "gen.jsonl"
-    path.write_bytes(b"".join(line + (b"\r\n" if crlf else b"\n") for line in lines))
+    path = lines_file(tmp_path, lines, crlf)
     rows = list(read_records(path))  # never raises
     assert values_of(list(read_values(path))) == values_of([(n, v) for n, _, v in rows])
     if path.read_bytes()[:2] == b"\x1f\x8b":  # gzip's magic: read as a (broken) gzip

@@ -17,6 +17,7 @@ from marketflow.core.records import RecordError, Tick, parse_tick, tick_of
 from marketflow.ingest.batches import decode_ticks, split_ticks
 from marketflow.ingest.files import BOM, MAX_LINE_BYTES, read_ticks, read_values
 from marketflow.ingest.wire import DECODE_ERRORS, TICK_LINE
+from tests.unit.ingest.test_nasty_corpus import lines_file
 
 CLEAN = {"symbol": "00700", "ts": 1763947800000, "price": 612.5, "qty": 100}
 
@@ -147,8 +148,7 @@ LINES = st.one_of(
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(LINES, max_size=12), crlf=st.booleans())
 def test_any_file_reads_as_line_by_line(lines: list[bytes], crlf: bool, tmp_path: Path) -> None:
-    path = tmp_path / "gen.jsonl"
-    path.write_bytes(b"".join(line + (b"\r\n" if crlf else b"\n") for line in lines))
+    path = lines_file(tmp_path, lines, crlf)
     assert read(path) == line_by_line(path)
 
 
