@@ -9,7 +9,7 @@ import pytest
 
 from marketflow.core.session import DayKind, Phase, SessionTimes, day_kind, market_phase, phase_at
 from marketflow.core.timeutil import HKT
-from marketflow.observe.calendar import CalendarOutOfRange, ExchangeCalendar
+from marketflow.observe.calendar import CalendarOutOfRange, CalendarUnavailable, ExchangeCalendar
 
 
 def hkt(text: str) -> dt.datetime:
@@ -78,6 +78,14 @@ def test_utc_time_uses_the_hong_kong_date(xhkg: ExchangeCalendar) -> None:
     # 2025-11-23 18:00 UTC is Monday 02:00 in Hong Kong: a trading day, closed at that hour
     at = dt.datetime(2025, 11, 23, 18, 0, tzinfo=dt.UTC)
     assert market_phase(at, xhkg) == (Phase.CLOSED, DayKind.FULL)
+
+
+def test_a_calendar_that_cannot_load_says_so_at_its_lookups() -> None:
+    """(it loads on a thread: a worker starts without waiting for pandas)"""
+    unknown = ExchangeCalendar("NO-SUCH")
+    for _ in range(2):
+        with pytest.raises(CalendarUnavailable, match=r"NO-SUCH.*InvalidCalendarName"):
+            unknown.session(dt.date(2025, 11, 24))
 
 
 def test_outside_the_calendar_raises(xhkg: ExchangeCalendar) -> None:
