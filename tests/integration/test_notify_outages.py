@@ -56,8 +56,9 @@ OUTAGE_S = 60
 
 def test_slack_down_for_a_minute(stack: Any, env: dict[str, str], webhook: Webhook,
                                  tmp_path: Path) -> None:
-    """503 for 30 s, then connections refused for 30 s; alerts sent before and during the
-    outage are all delivered after it, each once, by the same notifier process."""
+    """503 for the first 10-20 s, then connections refused until 60 s; alerts sent before
+    and during the outage are all delivered after it, each once, by the same notifier
+    process."""
     topic = env["MARKETFLOW_TOPIC_ALERTS"]
     before, during = [make_alert(n) for n in range(1, 6)], [make_alert(n) for n in range(6, 11)]
     webhook.respond = lambda n: (503, {}, 0.0)
@@ -67,7 +68,12 @@ def test_slack_down_for_a_minute(stack: Any, env: dict[str, str], webhook: Webho
     try:
         wait_for(lambda: bool(webhook.requests), 30, "the first post")
         down_at = webhook.requests[0][0]
-        time.sleep(max(0.0, down_at + OUTAGE_S / 2 - time.monotonic()))
+        # refusing connections from the first retry at least OUTAGE_S / 6 in (the sixth
+        # post, 12-19 s): the next comes 13-19 s later (backoff 16 s +-20%), inside the
+        # refusing part whatever the jitter (stopping at a fixed 30 s, the retry before it
+        # could fall at 28 s and the next at 60 s, and no post ever met a refusal)
+        wait_for(lambda: webhook.requests[-1][0] >= down_at + OUTAGE_S / 6, OUTAGE_S / 2,
+                 "a retry a sixth into the outage", interval=0.05)
         webhook.stop()  # refusing connections now
         send_together(stack.bootstrap, topic, during)
         time.sleep(max(0.0, down_at + OUTAGE_S - time.monotonic()))
