@@ -1,16 +1,18 @@
-"""A tick line decoded straight into its fields (msgspec).
+"""A tick line or `md.ticks` value decoded straight into its fields (msgspec).
 
-`orjson.loads` makes a dict per line, which the fast parser then reads key by key; msgspec
-decodes a line into a small struct whose fields are the tick's, with no dict made.
-`marketflow.ingest.files.read_ticks` takes a line's ticks from it only when reading the
-line through orjson could give nothing else (docs/design.md, "Tick lines without dicts"):
+`orjson.loads` makes a dict per value, which the fast parser then reads key by key; msgspec
+decodes a value into a small struct whose fields are the tick's, with no dict made.
+`marketflow.ingest.batches.decode_ticks` (used by `files.read_ticks` and the worker's
+ticks batches) takes a value's ticks from it only when reading it through orjson could
+give nothing else (docs/design.md, "Fourth round"):
 
 - every field is typed Any, so a value decodes as orjson decodes it (numbers past 64 bits
   differ: msgspec keeps an int, orjson a float, and the fast checks refuse both);
-- an unknown field refuses the line (msgspec skips unknown values without every check
+- an unknown field refuses the value (msgspec skips unknown values without every check
   orjson makes: `1e999`, or bytes that are not UTF-8, inside one);
-- the reader also requires an ASCII line within the size limit, and every tick through
-  `marketflow.core.records.tick_of`; anything else takes the line-by-line path.
+- `decode_ticks` also requires ASCII and every tick through
+  `marketflow.core.records.tick_of` (`read_ticks` adds the line size limit); anything
+  else takes the orjson path.
 
 Not compiled: mypyc does not compile subclasses of msgspec's Struct.
 """
