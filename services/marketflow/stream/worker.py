@@ -6,12 +6,16 @@ import gc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from marketflow.core.refdata import ReferenceData
 from marketflow.core.rules import RuleSet, load_rules
 from marketflow.settings import Settings, Topics
+
+if TYPE_CHECKING:
+    import faust
 
 log = logging.getLogger("marketflow.worker")
 
@@ -46,8 +50,6 @@ class MarketInputs:
 def run_worker(settings: Settings, inputs: MarketInputs, bootstrap: str,
                redis_url: str | None, web_port: int, datadir: Path,
                metrics_port: int | None, loglevel: str = "info") -> None:
-    import faust
-
     from marketflow.stream.app import MarketflowApp
     from marketflow.stream.replay import AlertLedger
     from marketflow.stream.runtime import Runtime
@@ -84,7 +86,7 @@ def run_worker(settings: Settings, inputs: MarketInputs, bootstrap: str,
                    settings.health_port, settings.topics, settings.ticks_partitions,
                    lambda: runtime.router.aggregator.pending if runtime.router else (),
                    marketflow.reader)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    worker = faust_worker(app, loglevel)
     from marketflow import native
 
     log.info("%s", native.describe())
@@ -94,6 +96,22 @@ def run_worker(settings: Settings, inputs: MarketInputs, bootstrap: str,
                     "(run `make compile`)", ", ".join(stale))
     _tune_gc()
     worker.execute_from_commandline()
+
+
+def faust_worker(app: faust.App, loglevel: str) -> faust.Worker:
+    """Faust's worker for `app`, without its terminal spinner.
+
+    At a level of warning or above, Faust's worker sets the root logger to DEBUG and adds a
+    handler that turns its spinner for every record: every debug call of every library
+    (aiokafka logs each request and response) then made a record, through the scrubbing
+    record factory (`cli_support.protect_output`, which formats each one), to be dropped
+    by the handlers: about a tenth of the worker's CPU on a backlog. Without the spinner
+    the root logger keeps the level asked for."""
+    import faust
+
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    worker.spinner = None
+    return worker
 
 
 def _tune_gc() -> None:
