@@ -262,6 +262,9 @@ _SYMBOLS_MAX: Final = 1 << 16
 _DAY_STARTS: Final[dict[str, int | None]] = {}  # "YYYY-MM-DD|offset" -> epoch ms of 00:00 there
 _MINUTES: Final[dict[str, int | None]] = {}  # "YYYY-MM-DDTHH:MM" + zone -> epoch ms of that minute
 _MINUTES_MAX: Final = 1 << 16  # a trading day has ~330 minutes (times the zone spellings in use)
+# per length of the text (24: `...Z`, 29: `...±HH:MM`): the date, hour and minute, the
+# zone, and the epoch ms of that minute last read (NUL text matches no time)
+_LAST_MINUTE: Final[list[tuple[str, str, int]]] = [("\0", "\0", 0)] * 30
 _RFC3339: Final = re.compile(
     r"(\d{4}-\d{2}-\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{3}|\d{6}))?(Z|[+-]\d{2}:\d{2})?")
 
@@ -298,15 +301,24 @@ def _fast_ts(text: str) -> int | None:
             m1, m2, m3 = ord(text[20]) - 48, ord(text[21]) - 48, ord(text[22]) - 48
             if (0 <= s1 <= 5 and 0 <= s2 <= 9 and 0 <= m1 <= 9 and 0 <= m2 <= 9
                     and 0 <= m3 <= 9):
-                key = text[:16] + text[23:]
-                minute = _MINUTES.get(key, -1)
-                if minute == -1:
-                    minute = _rfc3339_ms(text[:16] + ":00" + text[23:])
-                    if len(_MINUTES) >= _MINUTES_MAX:
-                        _MINUTES.clear()
-                    _MINUTES[key] = minute
-                if minute is None:
-                    return None
+                # the last minute read in this form first: ticks come in time order, so
+                # most share it, and a match needs no slice, no new string, no hash
+                last = _LAST_MINUTE[size]
+                if text.startswith(last[0]) and text.endswith(last[1]):
+                    minute = last[2]
+                else:
+                    key = text[:16] + text[23:]
+                    cached = _MINUTES.get(key, -1)
+                    if cached == -1:
+                        cached = _rfc3339_ms(text[:16] + ":00" + text[23:])
+                        if len(_MINUTES) >= _MINUTES_MAX:
+                            _MINUTES.clear()
+                        _MINUTES[key] = cached
+                    if cached is None:
+                        return None
+                    minute = cached
+                    # one tuple, replaced whole: another thread reads a whole entry
+                    _LAST_MINUTE[size] = (text[:16], text[23:], minute)
                 value = minute + (s1 * 10 + s2) * 1000 + m1 * 100 + m2 * 10 + m3
                 return value if _MIN_TS <= value < _MAX_TS else None
     return _rfc3339_ms(text)

@@ -134,3 +134,28 @@ def test_seconds_of_a_cached_minute_are_read_in_place(minute: str,
 def test_millisecond_forms(text: str, want: int | None) -> None:
     assert _fast_ts(text) == want
     assert _fast_ts(text) == want  # cached
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["2025-11-24T09:30:", "2025-11-24T09:31:",
+                                           "2025-11-24T01:30:", "2025-11-25T09:30:",
+                                           "2025-11-24T24:00:"]),
+                          st.sampled_from(["00.000", "59.999", "07.123", "60.000"]),
+                          st.sampled_from(["Z", "+08:00", "-05:00", "+00:00", "-08:00"])),
+                min_size=1, max_size=40))
+def test_a_run_of_times_reads_as_each_alone(parts: list[tuple[str, str, str]]) -> None:
+    """Times in any order of a few minutes and zones, with the same date-hour-minute in
+    other zones and the same zone in other minutes next to each other (what the last-minute
+    memo must tell apart): each reads as the regular expression reads it alone."""
+    for minute, seconds, zone in parts:
+        text = f"{minute}{seconds}{zone}"
+        assert _fast_ts(text) == _rfc3339_ms(text), text
+
+
+def test_same_minute_in_another_zone_right_after() -> None:
+    first = "2025-11-24T09:30:00.123+08:00"
+    assert _fast_ts(first) == 1_763_947_800_123
+    assert _fast_ts("2025-11-24T09:30:00.123-05:00") == 1_763_947_800_123 + 13 * 3_600_000
+    assert _fast_ts("2025-11-24T09:30:00.123Z") == 1_763_947_800_123 + 8 * 3_600_000
+    assert _fast_ts("2025-11-24T09:31:00.123+08:00") == 1_763_947_800_123 + 60_000
+    assert _fast_ts(first) == 1_763_947_800_123
