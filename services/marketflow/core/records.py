@@ -404,7 +404,10 @@ def tick_of(symbol: Any, ts: Any, price: Any, qty: Any, kind: Any, turnover: Any
         milli = price * 1000
     else:
         return None
-    if kind != "trade" and kind != "index":
+    if type(kind) is not str:  # (then compared as strings, not as two objects)
+        return None
+    kind_text: str = kind
+    if kind_text != "trade" and kind_text != "index":
         return None
     if turnover is None:
         tenths = milli * qty  # HK$ cents, half to even
