@@ -92,6 +92,7 @@ class SectorBook:
         }
         self.sector_ids = {symbol: tuple(s for s, _, _ in weights)
                            for symbol, weights in self.weights.items()}
+        self.prev_close = {symbol: stock.prev_close for symbol, stock in ref.stocks.items()}
         self.reset()
 
     def reset(self) -> None:
@@ -122,24 +123,27 @@ class SectorBook:
         if not d_price and not d_turnover:
             return False
         weights = self.weights[symbol]
+        # (sums as `x[s] = x[s] + d`: compiled, `x[s] += d` adds two objects, `d` boxed)
         if d_price:
             self.last[symbol] = last
-            prev = self.ref.stocks[symbol].prev_close
+            prev = self.prev_close[symbol]
             old_sign = (old_last > prev) - (old_last < prev)
             new_sign = (last > prev) - (last < prev)
+            cap_num = self.cap_num
             for s, f, f_float, limit in self.cap_weights[symbol]:
                 if -limit <= d_price <= limit:
-                    self.cap_num[s] += int(f_float * d_price)  # = f * d_price, exactly
+                    cap_num[s] = cap_num[s] + int(f_float * d_price)  # = f * d_price, exactly
                 else:
-                    self.cap_num[s] += f * d_price
+                    cap_num[s] = cap_num[s] + f * d_price
             self.eq_unfolded.add(symbol)
             if old_sign != new_sign:
                 self._move(weights, old_sign, -1)
                 self._move(weights, new_sign, 1)
         if d_turnover:
             self.stock_turnover[symbol] = turnover
+            sums = self.turnover
             for s, _, _ in weights:
-                self.turnover[s] += d_turnover
+                sums[s] = sums[s] + d_turnover
         frame_touched = self.frame_touched
         for s in self.sector_ids[symbol]:  # (set.update of a tuple: a generic iteration)
             frame_touched.add(s)
@@ -148,8 +152,9 @@ class SectorBook:
     def _move(self, weights: tuple[tuple[int, int, int], ...], sign: int, step: int) -> None:
         column = self.advancers if sign > 0 else self.decliners if sign < 0 else self.unchanged
         for s, _, _ in weights:
-            column[s] += step
-        self.market_breadth[0 if sign > 0 else 1 if sign < 0 else 2] += step
+            column[s] = column[s] + step
+        breadth, i = self.market_breadth, 0 if sign > 0 else 1 if sign < 0 else 2
+        breadth[i] = breadth[i] + step
 
     # Sector sums pass 2**53: they are divided by `truediv` (CPython's int division, one
     # correct rounding), not `/`, which mypyc compiles to a division of two doubles for
