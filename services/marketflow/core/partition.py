@@ -14,7 +14,7 @@ from marketflow.core.frames import SNAPSHOT_EVERY_MS, FrameGroup, FramePartial
 from marketflow.core.output import NO_ALERTS, Alert, Output, Snapshot
 from marketflow.core.records import RecordError, Tick
 from marketflow.core.refdata import ReferenceData
-from marketflow.core.rules import RuleEngine, RuleSet
+from marketflow.core.rules import Evidence, RuleEngine, RuleSet
 from marketflow.core.timeutil import (
     day_bounds,
     day_clock,
@@ -101,6 +101,10 @@ class PartitionProcessor:
         self._snapshots: list[Snapshot] = []  # a finished day's, not yet handed over
         self._stock_rules = self.engine.has_rules("stock.change_pct")
         self._index_rules = self.engine.has_rules("index.change_pct")
+        # the evidence callbacks, read once (compiled, `self._stock_evidence` at each tick
+        # is a generic attribute lookup)
+        self._evidence_of_stock: Evidence = self._stock_evidence
+        self._evidence_of_index: Evidence = self._index_evidence
         self.day: int | None = None
         self.day_start = 0
         self.day_end = 0
@@ -215,7 +219,9 @@ class PartitionProcessor:
         """Apply one tick; returns the alerts it fires. Raises RecordError for a tick that
         cannot be used. Frame groups and snapshots it closes wait for `emit()`."""
         ts = tick.ts
-        if ts // self.frame_ms != self.frame or not self.day_start <= ts < self.day_end:
+        frame = self.frame  # (narrowed: compiled, an int compared with an `int | None` is boxed)
+        if (frame is None or ts // self.frame_ms != frame
+                or not self.day_start <= ts < self.day_end):
             self.advance(ts)
         elif ts > self.watermark:
             self.watermark = ts
@@ -254,7 +260,7 @@ class PartitionProcessor:
             return NO_ALERTS
         return self.engine.evaluate(
             "stock.change_pct", symbol, state.change_pct(), tick.ts, state.last / 1000,
-            state.name, self._stock_evidence, state,
+            state.name, self._evidence_of_stock, state,
         )
 
     def _on_index(self, tick: Tick) -> Sequence[Alert]:
@@ -280,7 +286,7 @@ class PartitionProcessor:
             return NO_ALERTS
         return self.engine.evaluate(
             "index.change_pct", symbol, state.change_pct(), tick.ts, state.level / 1000,
-            state.name, self._index_evidence, state,
+            state.name, self._evidence_of_index, state,
         )
 
     # -- evidence and snapshots ------------------------------------------------------

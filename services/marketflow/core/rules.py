@@ -181,7 +181,9 @@ class RuleEngine:
     def __init__(self, ruleset: RuleSet, metrics: Iterable[str]) -> None:
         self._metrics = tuple(metrics)
         self._states: dict[tuple[str, str], _State] = {}
-        self._plans: dict[tuple[str, str], _Plan] = {}
+        # metric -> subject -> plan (two lookups by string: cheaper than one by a tuple
+        # made for it, at every evaluation)
+        self._plans: dict[str, dict[str, _Plan]] = {}
         self.set_rules(ruleset)
 
     def set_rules(self, ruleset: RuleSet) -> None:
@@ -198,7 +200,8 @@ class RuleEngine:
         """Per window, `(window, lo, hi)`: while every value lies strictly inside its band,
         `evaluate` fires nothing and changes nothing (a caller may skip building values
         it would pass). Valid until the next `evaluate` of this metric and subject."""
-        plan = self._plans.get((metric, subject))
+        plans = self._plans.get(metric)
+        plan = plans.get(subject) if plans is not None else None
         if plan is None:
             plan = self._plan(metric, subject)
         return plan.bands
@@ -213,7 +216,7 @@ class RuleEngine:
             if rule.applies_to(subject):
                 state = self._states.setdefault((rule.id, subject), _State())
                 built.append((rule, state))
-        plan = self._plans[(metric, subject)] = _Plan(tuple(built))
+        plan = self._plans.setdefault(metric, {})[subject] = _Plan(tuple(built))
         return plan
 
     def evaluate(
@@ -230,7 +233,8 @@ class RuleEngine:
         """Evaluate every rule of `metric` on `subject`. `values` is the value, or for
         sector.gain_pct a mapping of window ("day", "15m", ...) to value. `evidence(*args)`
         is called for each alert that fires."""
-        plan = self._plans.get((metric, subject))
+        plans = self._plans.get(metric)
+        plan = plans.get(subject) if plans is not None else None
         if plan is None:
             plan = self._plan(metric, subject)
         windowed = type(values) is dict
