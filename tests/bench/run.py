@@ -12,7 +12,8 @@
      only) against records held
 
 Writes bench-report.json and prints a table. Not part of `make test`: speed is measured
-here, never asserted in tests.
+here, never asserted in tests. A fixed pure-Python loop is timed before and after the
+rows: on a shared machine rates move by a third between runs, and it says by how much.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +53,8 @@ def main() -> None:
                         help="parts to skip: a b c d e f g h i j k l")
     args = parser.parse_args()
     skip = set("".join(args.skip))
-    report: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+    report: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                                          "loop_10m_s_before": loop_seconds()},
                               "skipped": sorted(skip)}
     with tempfile.TemporaryDirectory(prefix="mf-bench-") as tmp:
         state = Path(tmp)
@@ -91,6 +94,7 @@ def main() -> None:
                 log(f"broker alone: {report['e_broker_alone']}")
         finally:
             stack.stop()
+    report["machine"]["loop_10m_s_after"] = loop_seconds()
     worker = report.get("a_worker", {}).get("ticks_per_s")
     single = report.get("h_worker_single", {}).get("ticks_per_s")
     for key in ("b_faust_baseline", "c_quix"):
@@ -104,6 +108,15 @@ def main() -> None:
     print(f"\nreport: {args.out}")
 
 
+def loop_seconds(steps: int = 10_000_000) -> float:
+    """Seconds for a fixed pure-Python loop: how fast this machine runs Python now."""
+    start = time.perf_counter()
+    total = 0
+    for step in range(steps):
+        total += step
+    return time.perf_counter() - start
+
+
 def print_table(report: dict[str, Any]) -> None:
     def rate(result: dict[str, Any]) -> str:
         if "ticks_per_s" in result:
@@ -115,6 +128,11 @@ def print_table(report: dict[str, Any]) -> None:
                 f"p99.9 {figures.get('p999_ms', 0):.1f} ms")
 
     rows = []
+    machine = report.get("machine", {})
+    if "loop_10m_s_before" in machine:
+        rows.append(("-", "machine: 10M-step Python loop",
+                     f"{machine['loop_10m_s_before']:>12.2f} s before the rows",
+                     f"{machine.get('loop_10m_s_after', 0):.2f} s after"))
     if "a_worker" in report:
         a = report["a_worker"]
         rows.append(("a", "worker, full simulated day", rate(a), "goal >= 200,000/s"))
