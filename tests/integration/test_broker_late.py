@@ -83,12 +83,17 @@ def test_commands_wait_for_a_broker_that_comes_later(stack: Any, tmp_path: Path,
                       "--quiet")
     notify = command(notify_env, notify_log, "notify", "--group", prefix)
     procs += [produce, notify]
-    time.sleep(4.0)
-    for name, proc, log in (("worker", worker.proc, worker.log_path),
-                            ("produce", produce, produce_log), ("notify", notify, notify_log)):
+    waiting = f"marketflow: waiting for the Kafka broker at {bootstrap}"
+    started = (("worker", worker.proc, worker.log_path),
+               ("produce", produce, produce_log), ("notify", notify, notify_log))
+    # each says so once it has started (a few seconds; more on a loaded machine)
+    wait_for(lambda: all(waiting in log.read_text() or proc.poll() is not None
+                         for _, proc, log in started), 30, "every command to say it waits")
+    time.sleep(1.0)  # still waiting a retry later: not given up
+    for name, proc, log in started:
         assert proc.poll() is None, f"{name} gave up: {log.read_text()[-2000:]}"
         text = log.read_text()
-        assert f"marketflow: waiting for the Kafka broker at {bootstrap}" in text, (name, text)
+        assert waiting in text, (name, text)
         assert "Traceback" not in text, (name, text)
 
     procs.append(Tansu(port, tmp_path / "tansu.log"))

@@ -126,7 +126,7 @@ def test_each_alert_once_through_429_500_restart_and_replay(stack: Any, tmp_path
     proc = notify(env, "--group", "g1", log=log)
     try:
         send(stack.bootstrap, topics["alerts"], first[:6], gap=0.4)
-        wait_for(lambda: len(slack.alert_ids()) >= 2, 30, "a first delivery")
+        wait_for(lambda: len(slack.alert_ids()) >= 2, 60, "a first delivery")
         # SIGKILL mid-stream, but not inside the one-Redis-round-trip window between the
         # webhook's 200 and recording the delivery: no webhook protocol can make that window
         # exactly-once (Slack has no idempotency key); see the note in alerts/notify.py

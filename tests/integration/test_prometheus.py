@@ -145,7 +145,7 @@ def replay(day: ObservedDay, env: dict[str, str], work: Path) -> None:
     records follow; returns once Prometheus holds the day's end (bounded)."""
     prometheus = day.prometheus
     wait_for(lambda: prometheus.query('up{job="marketflow-worker"} == 1')
-             and prometheus.query('marketflow_worker_ready == 1'), 30, "the worker ready")
+             and prometheus.query('marketflow_worker_ready == 1'), 90, "the worker ready")
     done = subprocess.run([sys.executable, "-m", "marketflow.cli", "simulate", "--trades",
                            "5000", "--speed", "1500"], env=env, capture_output=True, text=True,
                           timeout=120, cwd=work)
