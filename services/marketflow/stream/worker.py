@@ -105,8 +105,9 @@ def faust_worker(app: faust.App, loglevel: str) -> faust.Worker:
     handler that turns its spinner for every record: every debug call of every library
     (aiokafka logs each request and response) then made a record, through the scrubbing
     record factory (`cli_support.protect_output`, which formats each one), to be dropped
-    by the handlers: about a tenth of the worker's CPU on a backlog. Without the spinner
-    the root logger keeps the level asked for."""
+    by the handlers: about 7% of a worker's busy time on a single-tick backlog (py-spy;
+    docs/design.md, "Fifth round"). Without the spinner the root logger keeps the level
+    asked for."""
     import faust
 
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
