@@ -31,6 +31,7 @@ MODULES = (
     "marketflow.core.pipeline",
     "marketflow.core.records",
     "marketflow.core.rules",
+    "marketflow.core.sectorbook",
     "marketflow.core.sectors",
     "marketflow.core.southbound",
     "marketflow.core.timeutil",

@@ -215,13 +215,18 @@ class PartitionProcessor:
         self._stock_rules = self.engine.has_rules("stock.change_pct")
         self._index_rules = self.engine.has_rules("index.change_pct")
 
+    def in_open_frame(self, ts: int) -> bool:
+        """Is event time `ts` inside the open frame, of the open day (nothing to
+        `advance`)? The per-tick test of this class and of `Pipeline.on_tick`."""
+        frame = self.frame  # (narrowed: compiled, an int compared with an `int | None` is boxed)
+        return (frame is not None and ts // self.frame_ms == frame
+                and self.day_start <= ts < self.day_end)
+
     def on_tick(self, tick: Tick) -> Sequence[Alert]:
         """Apply one tick; returns the alerts it fires. Raises RecordError for a tick that
         cannot be used. Frame groups and snapshots it closes wait for `emit()`."""
         ts = tick.ts
-        frame = self.frame  # (narrowed: compiled, an int compared with an `int | None` is boxed)
-        if (frame is None or ts // self.frame_ms != frame
-                or not self.day_start <= ts < self.day_end):
+        if not self.in_open_frame(ts):
             self.advance(ts)
         elif ts > self.watermark:
             self.watermark = ts

@@ -49,10 +49,8 @@ class Pipeline:
     def on_tick(self, tick: Tick) -> None:
         processor = self.processor
         ts = tick.ts
-        frame = processor.frame  # (narrowed, as in PartitionProcessor.on_tick)
-        if (frame is None or ts // self.frame_ms != frame
-                or not processor.day_start <= ts < processor.day_end):
-            try:  # (in the open frame, there is nothing to advance)
+        if not processor.in_open_frame(ts):
+            try:
                 processor.advance(ts)
             except RecordError as error:
                 self.rejected[error.reason] += 1

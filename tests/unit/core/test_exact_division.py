@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from marketflow.core.refdata import ReferenceData, Stock
-from marketflow.core.sectors import SectorBook, gain_inside
+from marketflow.core.sectorbook import SectorBook, gain_inside
 
 
 def exact(numerator: int, denominator: int) -> float:

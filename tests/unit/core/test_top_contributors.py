@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from marketflow.core.refdata import ReferenceData, Stock
-from marketflow.core.sectors import TOP_CONTRIBUTORS, SectorBook
+from marketflow.core.sectorbook import TOP_CONTRIBUTORS, SectorBook
 
 
 def book_of(rows: list[tuple[int, int]]) -> SectorBook:
