@@ -8,7 +8,7 @@ place). Nothing is left behind in a shared bag for somebody else to drain.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -19,11 +19,18 @@ NO_ALERTS: Final[tuple[Alert, ...]] = ()  # what a step that fires nothing retur
 Snapshot = dict[str, Any]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # its own __init__: see core/frames.py
 class Output:
-    alerts: list[Alert] = field(default_factory=list)
-    snapshots: list[Snapshot] = field(default_factory=list)
-    partials: list[FramePartial] = field(default_factory=list)
+    alerts: list[Alert]
+    snapshots: list[Snapshot]
+    partials: list[FramePartial]
+
+    def __init__(self, alerts: list[Alert] | None = None,
+                 snapshots: list[Snapshot] | None = None,
+                 partials: list[FramePartial] | None = None) -> None:
+        self.alerts = [] if alerts is None else alerts
+        self.snapshots = [] if snapshots is None else snapshots
+        self.partials = [] if partials is None else partials
 
     def __bool__(self) -> bool:
         return bool(self.alerts or self.snapshots or self.partials)

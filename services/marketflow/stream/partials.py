@@ -23,16 +23,23 @@ from marketflow.core.timeutil import day_number
 PARTIALS_PER_RECORD = 64  # bounds a record (a rebuild re-sends a partition's whole day)
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, init=False)  # its own __init__: see core/frames.py
 class Shipped:
     """A partial as the worker ships it: the worker that sent it (`origin`), its number
     among that worker's partials of the same source (`seq`), and the aggregator that
-    already has it in-process (`applied_by`, empty if none)."""
+    already has it in-process (`applied_by`, empty if none). Never changed once made."""
 
     partial: FramePartial
-    origin: str = ""
-    seq: int = 0
-    applied_by: str = ""
+    origin: str
+    seq: int
+    applied_by: str
+
+    def __init__(self, partial: FramePartial, origin: str = "", seq: int = 0,
+                 applied_by: str = "") -> None:
+        self.partial = partial
+        self.origin = origin
+        self.seq = seq
+        self.applied_by = applied_by
 
     def to_json(self) -> dict[str, Any]:
         """The partial as a JSON-ready dict; its groups stay `FrameGroup` dataclasses,

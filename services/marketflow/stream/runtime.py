@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 import orjson
@@ -47,14 +47,20 @@ def ignore_rejects(*_: object) -> None:
     """Rejects seen again while rebuilding were dead-lettered the first time."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # its own __init__: see core/frames.py
 class Emission:
     """What one step of the worker produced: alerts and snapshots to publish, partials
     stamped for the partials topic, and how many ticks it applied."""
 
-    output: Output = field(default_factory=Output)
-    shipped: list[Shipped] = field(default_factory=list)
-    ticks: int = 0
+    output: Output
+    shipped: list[Shipped]
+    ticks: int
+
+    def __init__(self, output: Output | None = None, shipped: list[Shipped] | None = None,
+                 ticks: int = 0) -> None:
+        self.output = Output() if output is None else output
+        self.shipped = [] if shipped is None else shipped
+        self.ticks = ticks
 
     def add(self, other: Emission) -> Emission:
         """Append `other`'s outputs and partials after this one's; returns self."""
