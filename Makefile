@@ -24,7 +24,7 @@ setup: $(STAMP) $(COMPILED) ## Create .venv, install marketflow with its dev, be
 
 # A failed build (no C compiler or Python headers) leaves the source to run interpreted:
 # same results, slower; the next make tries again.
-$(COMPILED): $(STAMP) setup.py $(COMPILED_SRC)
+$(COMPILED): $(STAMP) setup.py services/marketflow/native.py $(COMPILED_SRC)
 	@echo "compiling the hot path with mypyc (about a minute)"
 	@if MARKETFLOW_COMPILE=1 $(BIN)/python setup.py --quiet build_ext --inplace > build.log 2>&1; then \
 	  find services -name '*.so' -exec touch {} + && rm -f build.log && mkdir -p build && touch $(COMPILED); \
@@ -49,7 +49,7 @@ test-unit: $(COMPILED) ## Unit tests only (no I/O)
 	$(BIN)/pytest -q tests/unit
 
 test-interpreted: $(STAMP) ## The unit tests of the compiled modules, on their source interpreted
-	MARKETFLOW_INTERPRETED=1 $(BIN)/pytest -q tests/unit/core tests/unit/stream tests/unit/ingest
+	MARKETFLOW_INTERPRETED=1 $(BIN)/pytest -q tests/unit/core tests/unit/stream tests/unit/ingest tests/unit/alerts/test_history.py
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check services tests

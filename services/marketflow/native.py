@@ -25,6 +25,7 @@ from types import ModuleType
 VARIABLES = ("MARKETFLOW_COMPILE", "MARKETFLOW_INTERPRETED")
 
 MODULES = (
+    "marketflow.alerts.history",
     "marketflow.core.frames",
     "marketflow.core.output",
     "marketflow.core.partition",

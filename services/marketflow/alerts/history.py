@@ -56,13 +56,16 @@ def ts_ms_of(rfc3339: str) -> int:
     return value if value is not None else from_datetime(dt.datetime.fromisoformat(rfc3339))
 
 
-def point_of(snapshot: dict[str, Any], interval_ms: int = INTERVAL_MS) -> Point | None:
-    """The history point of a snapshot, or None for a type without history."""
+def point_of(snapshot: dict[str, Any], interval_ms: int = INTERVAL_MS,
+             ts_ms: int | None = None) -> Point | None:
+    """The history point of a snapshot, or None for a type without history. `ts_ms`: its
+    `ts` already read (`HistorySampler` reads each snapshot's once)."""
     fields = HISTORY_FIELDS.get(snapshot.get("type", ""))
     if fields is None:
         return None
     try:
-        ts_ms = ts_ms_of(snapshot["ts"])
+        if ts_ms is None:
+            ts_ms = ts_ms_of(snapshot["ts"])
         figures = {"ts": snapshot["ts"], **{name: snapshot[name] for name in fields}}
         key = history_key("", snapshot["trading_date"], snapshot["type"], snapshot["subject"])
     except (KeyError, TypeError, ValueError):
@@ -107,12 +110,15 @@ class HistorySampler:
     def pending(self) -> list[Point]:
         points = []
         for slot, entry in list(self._pending.items()):
-            if entry[2] is None:
-                entry[2] = point_of(entry[1], self.interval_ms)
-                if entry[2] is None:  # a snapshot without its figures: nothing to draw
+            # (a local, not `entry[2]` tested again after assigning it: compiled, mypyc
+            # kept the narrowing of the first test and compared None with None)
+            point = entry[2]
+            if point is None:
+                point = entry[2] = point_of(entry[1], self.interval_ms, entry[0])
+                if point is None:  # a snapshot without its figures: nothing to draw
                     del self._pending[slot]
                     continue
-            points.append(entry[2])
+            points.append(point)
         return points
 
     def written(self, points: Iterable[Point]) -> None:

@@ -57,16 +57,20 @@ def day_clock(ts_ms: int, day_start_ms: int) -> str:
     """`THH:MM:SS.mmm+08:00` of an event time within the day starting at `day_start_ms`:
     with the date prefix, the same text as `to_rfc3339`, without datetime objects (the
     `THH:MM:SS` of each second of the day is formatted once)."""
-    seconds, millis = divmod(ts_ms - day_start_ms, 1000)
+    offset = ts_ms - day_start_ms
+    seconds = offset // 1000  # (`//` and `%`: compiled, `divmod` is a generic call)
     text = _CLOCK_SECONDS.get(seconds)
     if text is None:
-        minutes, second = divmod(seconds, 60)
-        hour, minute = divmod(minutes, 60)
-        text = f"T{hour:02d}:{minute:02d}:{second:02d}"
-        if 0 <= seconds < 86_400:
-            _CLOCK_SECONDS[seconds] = text
-    return text + _MILLIS_HKT[millis]
+        if 0 <= seconds < 86_400:  # from tables: a format call each was ~9k instructions
+            text = _CLOCK_SECONDS[seconds] = (
+                _HOURS[seconds // 3600] + _MINUTES_SECONDS[seconds % 3600])
+        else:
+            hours, rest = divmod(seconds, 3600)
+            text = f"T{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+    return text + _MILLIS_HKT[offset % 1000]
 
 
 _CLOCK_SECONDS: Final[dict[int, str]] = {}
+_HOURS: Final = tuple(f"T{h:02d}:" for h in range(24))
+_MINUTES_SECONDS: Final = tuple(f"{s // 60:02d}:{s % 60:02d}" for s in range(3600))
 _MILLIS_HKT: Final = tuple(f".{m:03d}+08:00" for m in range(1000))

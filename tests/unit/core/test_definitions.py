@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from marketflow.core.pipeline import Pipeline
 from marketflow.core.records import Tick
@@ -140,3 +142,17 @@ def test_day_clock_matches_rfc3339() -> None:
                day_bounds(day_number(T0))[1] - 1):
         start = day_bounds(day_number(ts))[0]
         assert trading_date(ts) + day_clock(ts, start) == to_rfc3339(ts)
+
+
+@given(st.integers(min_value=-3 * 86_400_000, max_value=4 * 86_400_000))
+def test_day_clock_any_offset_as_formatted(offset: int) -> None:
+    """Inside the day from the tables (and the cache), outside it formatted: both as the
+    plain formatting of the offset's hours, minutes, seconds and milliseconds."""
+    from marketflow.core.timeutil import day_bounds, day_clock, day_number
+
+    start = day_bounds(day_number(T0))[0]
+    minutes, second = divmod(offset // 1000, 60)
+    hour, minute = divmod(minutes, 60)
+    expected = f"T{hour:02d}:{minute:02d}:{second:02d}.{offset % 1000:03d}+08:00"
+    assert day_clock(start + offset, start) == expected
+    assert day_clock(start + offset, start) == expected  # the cached text too
