@@ -61,7 +61,7 @@ def day_clock(ts_ms: int, day_start_ms: int) -> str:
     seconds = offset // 1000  # (`//` and `%`: compiled, `divmod` is a generic call)
     text = _CLOCK_SECONDS.get(seconds)
     if text is None:
-        if 0 <= seconds < 86_400:  # from tables: a format call each was ~9k instructions
+        if 0 <= seconds < 86_400:  # from tables (formatting a second was ~9k instructions)
             text = _CLOCK_SECONDS[seconds] = (
                 _HOURS[seconds // 3600] + _MINUTES_SECONDS[seconds % 3600])
         else:
