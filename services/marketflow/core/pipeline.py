@@ -32,7 +32,6 @@ class Pipeline:
                  windows: Iterable[str] = DEFAULT_WINDOWS,
                  keep_snapshots: bool = False) -> None:
         self.ref = ref
-        self.frame_ms = frame_ms
         self.processor = PartitionProcessor(ref, rules, frame_ms, 0,
                                             emit_snapshots=keep_snapshots)
         self.aggregator = SectorAggregator(ref, rules, frame_ms, windows,
