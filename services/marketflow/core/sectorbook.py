@@ -43,107 +43,142 @@ def gain_inside(now: int, before: int, lo: float, hi: float) -> bool:
     return lo < truediv((now - before) * 100, before) < hi
 
 
+class SectorSums:
+    """One sector's running sums (cap-weighted numerator and denominator, turnover in
+    cents, breadth): attributes of a compiled class are machine integers while they fit,
+    where items of a list are objects, made anew at every change."""
+
+    def __init__(self, index: int, cap_den: int, eq_den: int, size: int) -> None:
+        self.index = index
+        self.cap_den = cap_den
+        self.eq_den = eq_den
+        self.size = size
+        self.cap_num = cap_den
+        self.turnover = 0
+        self.advancers = 0
+        self.decliners = 0
+        self.unchanged = size
+
+    def reset(self) -> None:
+        self.cap_num = self.cap_den
+        self.turnover = 0
+        self.advancers = 0
+        self.decliners = 0
+        self.unchanged = self.size
+
+
+class StockEntry:
+    """One universe stock's part in the sums: its last price and turnover, and what a
+    change of them moves (read once per change, not a dict per field)."""
+
+    def __init__(self, symbol: str, prev_close: int, float_shares: int,
+                 sectors: tuple[SectorSums, ...], eq_weights: tuple[int, ...]) -> None:
+        self.symbol = symbol
+        self.prev_close = prev_close
+        self.float_shares = float_shares
+        self.f_float = float(float_shares)
+        # the largest price move whose product with the float shares is below 2**53:
+        # doubles multiply those exactly, and compiled, integers past 2**62 multiply as
+        # CPython objects
+        self.limit = (2**53 - 1) // float_shares if float_shares else 2**53
+        self.sectors = sectors
+        self.sector_ids = frozenset(sector.index for sector in sectors)
+        self.eq_weights = eq_weights  # per sector in `sectors`: lcm / prev_close
+        self.last = prev_close
+        self.turnover = 0
+        self.eq_folded = prev_close  # the last price folded into the equal-weighted sums
+
+    def reset(self) -> None:
+        self.last = self.prev_close
+        self.turnover = 0
+        self.eq_folded = self.prev_close
+
+
 class SectorBook:
     """Incremental sector sums over universe stocks (one trading day)."""
 
     def __init__(self, ref: ReferenceData) -> None:
         self.ref = ref
         self.names = list(ref.sector_members)
+        self.sectors: list[SectorSums] = []
+        for s, name in enumerate(self.names):
+            members = [ref.stocks[m] for m in ref.sector_members[name]]
+            self.sectors.append(SectorSums(
+                s, sum(m.float_shares * m.prev_close for m in members),
+                math.lcm(*(m.prev_close for m in members)), len(members)))
         index = {name: i for i, name in enumerate(self.names)}
-        n = len(self.names)
-        self.cap_den = [0] * n
-        self.eq_den = [1] * n
-        self.size = [0] * n
-        for name, members in ref.sector_members.items():
-            s = index[name]
-            self.size[s] = len(members)
-            self.eq_den[s] = math.lcm(*(ref.stocks[m].prev_close for m in members))
-            self.cap_den[s] = sum(ref.stocks[m].float_shares * ref.stocks[m].prev_close
-                                  for m in members)
-        # per stock: (sector index, float shares, equal weight = lcm / prev_close)
-        self.weights: dict[str, tuple[tuple[int, int, int], ...]] = {
-            symbol: tuple(
-                (index[name], stock.float_shares, self.eq_den[index[name]] // stock.prev_close)
-                for name in stock.sectors
-            )
-            for symbol, stock in ref.stocks.items()
-        }
-        # per sector: its members' (symbol, float shares, previous close)
-        self.members = [tuple((m, ref.stocks[m].float_shares, ref.stocks[m].prev_close)
-                              for m in ref.sector_members[name]) for name in self.names]
-        self.members_float = [tuple((m, float(f), p) for m, f, p in members)
-                              for members in self.members]
-        # per stock: (sector index, float shares, the same as a double, the largest price
-        # move whose product with them is below 2**53: doubles multiply those exactly, and
-        # compiled, integers past 2**30 multiply as CPython objects)
-        self.cap_weights: dict[str, tuple[tuple[int, int, float, int], ...]] = {
-            symbol: tuple((s, f, float(f), (2**53 - 1) // f if f else 2**53)
-                          for s, f, _ in weights)
-            for symbol, weights in self.weights.items()
-        }
-        self.sector_ids = {symbol: tuple(s for s, _, _ in weights)
-                           for symbol, weights in self.weights.items()}
-        self.prev_close = {symbol: stock.prev_close for symbol, stock in ref.stocks.items()}
+        self.stocks: dict[str, StockEntry] = {}
+        for symbol, stock in ref.stocks.items():
+            sums = tuple(self.sectors[index[name]] for name in stock.sectors)
+            self.stocks[symbol] = StockEntry(
+                symbol, stock.prev_close, stock.float_shares, sums,
+                tuple(sector.eq_den // stock.prev_close for sector in sums))
+        # per sector: its members, in the reference data's order
+        self.members = [tuple(self.stocks[m] for m in ref.sector_members[name])
+                        for name in self.names]
         self.reset()
 
     def reset(self) -> None:
-        n = len(self.names)
-        self.cap_num = list(self.cap_den)
-        self.eq_num = [self.eq_den[s] * self.size[s] for s in range(n)]
-        self.turnover = [0] * n
-        self.advancers = [0] * n
-        self.decliners = [0] * n
-        self.unchanged = list(self.size)
+        for sector in self.sectors:
+            sector.reset()
+        for entry in self.stocks.values():
+            entry.reset()
         self.market_breadth = [0, 0, len(self.ref.stocks)]  # advancers, decliners, unchanged
-        self.last = {symbol: stock.prev_close for symbol, stock in self.ref.stocks.items()}
         # the equal-weighted sums are folded in when read (`_fold_eq`): their weights are
         # integers far past 2**62 (lcm / prev_close), a product of CPython integers each
-        self.eq_folded = dict(self.last)  # the last price folded into eq_num, per stock
-        self.eq_unfolded: set[str] = set()  # stocks whose price moved since
-        self.stock_turnover = dict.fromkeys(self.ref.stocks, 0)
+        self.eq_num = [sector.eq_den * sector.size for sector in self.sectors]
+        self.eq_unfolded: set[StockEntry] = set()  # stocks whose price moved since
         # sectors changed since the last snapshots (the aggregator adds each frame's), and
         # since the last frame recorded in history
         self.touched: set[int] = set()
         self.frame_touched: set[int] = set()
 
+    def levels(self) -> list[int]:
+        """The cap-weighted numerators, by sector index (a copy)."""
+        return [sector.cap_num for sector in self.sectors]
+
     def apply(self, symbol: str, last: int, turnover: int) -> bool:
         """Set a stock's absolute last price and turnover; True if anything changed."""
-        old_last = self.last[symbol]
-        d_turnover = turnover - self.stock_turnover[symbol]
+        entry = self.stocks[symbol]
+        old_last = entry.last
+        d_turnover = turnover - entry.turnover
         d_price = last - old_last
         if not d_price and not d_turnover:
             return False
-        weights = self.weights[symbol]
-        # (sums as `x[s] = x[s] + d`: compiled, `x[s] += d` adds two objects, `d` boxed)
+        # (sums as `x.a = x.a + d`: the compiled `+=` on an attribute is the same, but
+        # kept in one form with the rest)
         if d_price:
-            self.last[symbol] = last
-            prev = self.prev_close[symbol]
+            entry.last = last
+            if -entry.limit <= d_price <= entry.limit:
+                d_cap = int(entry.f_float * d_price)  # = float_shares * d_price, exactly
+            else:
+                d_cap = entry.float_shares * d_price
+            for sector in entry.sectors:
+                sector.cap_num = sector.cap_num + d_cap
+            self.eq_unfolded.add(entry)
+            prev = entry.prev_close
             old_sign = (old_last > prev) - (old_last < prev)
             new_sign = (last > prev) - (last < prev)
-            cap_num = self.cap_num
-            for s, f, f_float, limit in self.cap_weights[symbol]:
-                if -limit <= d_price <= limit:
-                    cap_num[s] = cap_num[s] + int(f_float * d_price)  # = f * d_price, exactly
-                else:
-                    cap_num[s] = cap_num[s] + f * d_price
-            self.eq_unfolded.add(symbol)
             if old_sign != new_sign:
-                self._move(weights, old_sign, -1)
-                self._move(weights, new_sign, 1)
+                self._move(entry, old_sign, -1)
+                self._move(entry, new_sign, 1)
         if d_turnover:
-            self.stock_turnover[symbol] = turnover
-            sums = self.turnover
-            for s, _, _ in weights:
-                sums[s] = sums[s] + d_turnover
-        frame_touched = self.frame_touched
-        for s in self.sector_ids[symbol]:  # (set.update of a tuple: a generic iteration)
-            frame_touched.add(s)
+            entry.turnover = turnover
+            for sector in entry.sectors:
+                sector.turnover = sector.turnover + d_turnover
+        self.frame_touched |= entry.sector_ids
         return True
 
-    def _move(self, weights: tuple[tuple[int, int, int], ...], sign: int, step: int) -> None:
-        column = self.advancers if sign > 0 else self.decliners if sign < 0 else self.unchanged
-        for s, _, _ in weights:
-            column[s] = column[s] + step
+    def _move(self, entry: StockEntry, sign: int, step: int) -> None:
+        if sign > 0:
+            for sector in entry.sectors:
+                sector.advancers = sector.advancers + step
+        elif sign < 0:
+            for sector in entry.sectors:
+                sector.decliners = sector.decliners + step
+        else:
+            for sector in entry.sectors:
+                sector.unchanged = sector.unchanged + step
         breadth, i = self.market_breadth, 0 if sign > 0 else 1 if sign < 0 else 2
         breadth[i] = breadth[i] + step
 
@@ -153,25 +188,29 @@ class SectorBook:
     # test_exact_division.py). Prices and money stay below 2**53 and use `/`.
 
     def level(self, s: int) -> float:
-        return truediv(self.cap_num[s], self.cap_den[s])
+        sector = self.sectors[s]
+        return truediv(sector.cap_num, sector.cap_den)
 
     def gain_pct(self, s: int) -> float:
-        return truediv((self.cap_num[s] - self.cap_den[s]) * 100, self.cap_den[s])
+        sector = self.sectors[s]
+        return truediv((sector.cap_num - sector.cap_den) * 100, sector.cap_den)
 
     def _fold_eq(self) -> None:
         """Bring eq_num up to the last prices (integer sums: the order is immaterial)."""
-        for symbol in self.eq_unfolded:
-            d_price = self.last[symbol] - self.eq_folded[symbol]
+        eq_num = self.eq_num
+        for entry in self.eq_unfolded:
+            d_price = entry.last - entry.eq_folded
             if d_price:
-                self.eq_folded[symbol] = self.last[symbol]
-                for s, _, w in self.weights[symbol]:
-                    self.eq_num[s] += w * d_price
+                entry.eq_folded = entry.last
+                for sector, w in zip(entry.sectors, entry.eq_weights, strict=True):
+                    eq_num[sector.index] += w * d_price
         self.eq_unfolded.clear()
 
     def eq_gain_pct(self, s: int) -> float:
         if self.eq_unfolded:
             self._fold_eq()
-        total = self.eq_den[s] * self.size[s]
+        sector = self.sectors[s]
+        total = sector.eq_den * sector.size
         return truediv((self.eq_num[s] - total) * 100, total)
 
     def top_contributors(self, s: int, limit: int = TOP_CONTRIBUTORS) -> list[dict[str, Any]]:
@@ -179,8 +218,8 @@ class SectorBook:
         by symbol."""
         if limit <= 0:
             return []
-        sign = -1.0 if self.cap_num[s] >= self.cap_den[s] else 1.0
-        last = self.last
+        sector = self.sectors[s]
+        sign = -1.0 if sector.cap_num >= sector.cap_den else 1.0
         # one pass keeping the best `limit` as (-contribution, symbol), ascending: a member
         # that cannot enter costs a comparison, no tuple (this runs for every sector at
         # every snapshot; a sort or heap over all members cost a tenth of the worker). A
@@ -189,12 +228,13 @@ class SectorBook:
         # integer arithmetic past machine words (float shares are ~10**10); past that,
         # the integers rank them.
         best: list[tuple[float, str]] = []
-        for symbol, f, prev in self.members_float[s]:
-            moved = last[symbol] - prev
+        for entry in self.members[s]:
+            moved = entry.last - entry.prev_close
             if moved:
-                key = sign * (f * moved)
+                key = sign * (entry.f_float * moved)
                 if not -_EXACT < key < _EXACT:
                     return self._top_contributors_exact(s, limit)
+                symbol = entry.symbol
                 if len(best) < limit:
                     insort(best, (key, symbol))
                 else:
@@ -205,24 +245,23 @@ class SectorBook:
         return self._contributors_of(s, [symbol for _, symbol in best])
 
     def _top_contributors_exact(self, s: int, limit: int) -> list[dict[str, Any]]:
-        direction = 1 if self.cap_num[s] >= self.cap_den[s] else -1
-        last = self.last
-        rows = [(-direction * f * (last[symbol] - prev), symbol)
-                for symbol, f, prev in self.members[s] if last[symbol] != prev]
+        sector = self.sectors[s]
+        direction = 1 if sector.cap_num >= sector.cap_den else -1
+        rows = [(-direction * entry.float_shares * (entry.last - entry.prev_close), entry.symbol)
+                for entry in self.members[s] if entry.last != entry.prev_close]
         return self._contributors_of(s, [symbol for _, symbol in heapq.nsmallest(limit, rows)])
 
     def _contributors_of(self, s: int, symbols: list[str]) -> list[dict[str, Any]]:
-        last = self.last
+        cap_den = self.sectors[s].cap_den
         ref = self.ref
         out = []
         for symbol in symbols:
             stock = ref.stocks[symbol]
-            moved = last[symbol] - stock.prev_close
+            moved = self.stocks[symbol].last - stock.prev_close
             out.append({
                 "symbol": symbol,
                 "name": stock.name,
                 "change_pct": moved * 100 / stock.prev_close,
-                "contribution_pct": truediv(stock.float_shares * moved * 100,
-                                            self.cap_den[s]),
+                "contribution_pct": truediv(stock.float_shares * moved * 100, cap_den),
             })
         return out

@@ -207,7 +207,7 @@ class SectorAggregator:
         if self.emit_snapshots:
             book.touched |= book.frame_touched
         self.history_frames.append(frame)
-        self.history_levels.append(list(book.cap_num))
+        self.history_levels.append(book.levels())
         self.history_touched.append(book.frame_touched)
         book.frame_touched = set()
 
@@ -245,8 +245,9 @@ class SectorAggregator:
     def rolling(self, frame: int, s: int,
                 lookback: list[tuple[str, Sequence[int] | None]] | None = None,
                 ) -> dict[str, float]:
-        now = self.book.cap_num[s]
-        start = self.book.cap_den[s]
+        sector = self.book.sectors[s]
+        now = sector.cap_num
+        start = sector.cap_den
         out = {}
         for window, levels in lookback if lookback is not None else self._lookback(frame):
             before = levels[s] if levels is not None else start
@@ -258,7 +259,7 @@ class SectorAggregator:
         book = self.book
         ts = (frame + 1) * self.frame_ms
         evidence = self._sector_evidence  # a callback: bound once
-        cap_num, cap_den = book.cap_num, book.cap_den
+        sectors = book.sectors
         gain_rules = engine.has_rules("sector.gain_pct")
         eq_rules = engine.has_rules("sector.eq_gain_pct")
         turnover_rules = engine.has_rules("sector.turnover_hkd")
@@ -269,8 +270,9 @@ class SectorAggregator:
         unsettled = self._unsettled
         for s in (range(len(names)) if eq_rules or turnover_rules else sorted(candidates)):
             name = names[s]
-            now = cap_num[s]
-            start = cap_den[s]
+            sector = sectors[s]
+            now = sector.cap_num
+            start = sector.cap_den
             if s in candidates:
                 if self._gains_quiet(name, s, now, start, before_by_window):
                     unsettled.discard(s)
@@ -290,7 +292,7 @@ class SectorAggregator:
                 if fired:
                     alerts += fired
             if turnover_rules:
-                value = book.turnover[s] / 100
+                value = sector.turnover / 100
                 fired = engine.evaluate("sector.turnover_hkd", name, value, ts, value, name,
                                         evidence, frame, s)
                 if fired:
@@ -342,13 +344,14 @@ class SectorAggregator:
                        lookback: list[tuple[str, Sequence[int] | None]] | None = None,
                        ) -> dict[str, Any]:
         book = self.book
+        sector = book.sectors[s]
         return {
             "gain_pct": book.gain_pct(s),
             "eq_gain_pct": book.eq_gain_pct(s),
-            "turnover_hkd": book.turnover[s] / 100,
-            "advancers": book.advancers[s],
-            "decliners": book.decliners[s],
-            "unchanged": book.unchanged[s],
+            "turnover_hkd": sector.turnover / 100,
+            "advancers": sector.advancers,
+            "decliners": sector.decliners,
+            "unchanged": sector.unchanged,
             "rolling": self.rolling(frame, s, lookback),
         }
 

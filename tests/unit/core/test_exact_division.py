@@ -37,8 +37,8 @@ def test_sector_figures_are_correctly_rounded(rows: list[tuple[int, int, int]]) 
     den = sum(shares * prev for shares, prev, _ in rows)
     num = sum(shares * last for shares, _, last in rows)
     assert book.gain_pct(0) == exact((num - den) * 100, den)
-    eq_den = book.eq_den[0] * len(rows)
-    eq_num = sum(book.eq_den[0] // prev * last for _, prev, last in rows)
+    eq_den = book.sectors[0].eq_den * len(rows)
+    eq_num = sum(book.sectors[0].eq_den // prev * last for _, prev, last in rows)
     assert book.eq_gain_pct(0) == exact((eq_num - eq_den) * 100, eq_den)
     for row in book.top_contributors(0):
         shares, prev, last = rows[int(row["symbol"]) - 1]
@@ -93,12 +93,13 @@ def test_figures_after_moves_and_reads_in_any_order(
     book = SectorBook(ReferenceData(stocks, {}))
     last = [prev for _, prev in rows]
     den = sum(shares * prev for shares, prev in rows)
-    eq_den = book.eq_den[0] * len(rows)
+    lcm = book.sectors[0].eq_den
+    eq_den = lcm * len(rows)
 
     def check() -> None:
         num = sum(shares * p for (shares, _), p in zip(rows, last, strict=True))
         assert book.level(0) == exact(num, den)
-        eq_num = sum(book.eq_den[0] // prev * p for (_, prev), p in zip(rows, last, strict=True))
+        eq_num = sum(lcm // prev * p for (_, prev), p in zip(rows, last, strict=True))
         assert book.eq_gain_pct(0) == exact((eq_num - eq_den) * 100, eq_den)
 
     for index, price, read in moves:
