@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any, Final
 
 from marketflow.core.frames import SNAPSHOT_EVERY_MS, FrameGroup, FramePartial
@@ -233,17 +233,17 @@ class SectorAggregator:
         return {w: span for w, span in self.window_frames.items() if w in used}
 
     def _lookback(self, frame: int, windows: dict[str, int] | None = None,
-                  ) -> list[tuple[str, Sequence[int] | None]]:
+                  ) -> list[tuple[str, list[int] | None]]:
         """Per window, the level vector at the end of frame - W/D (None: the day's start)."""
         frames, levels = self.history_frames, self.history_levels
-        out: list[tuple[str, Sequence[int] | None]] = []
+        out: list[tuple[str, list[int] | None]] = []
         for window, span in (self.window_frames if windows is None else windows).items():
             i = bisect_right(frames, frame - span) - 1
             out.append((window, levels[i] if i >= 0 else None))  # never mutated
         return out
 
     def rolling(self, frame: int, s: int,
-                lookback: list[tuple[str, Sequence[int] | None]] | None = None,
+                lookback: list[tuple[str, list[int] | None]] | None = None,
                 ) -> dict[str, float]:
         sector = self.book.sectors[s]
         now = sector.cap_num
@@ -321,7 +321,7 @@ class SectorAggregator:
         return out
 
     def _gains_quiet(self, name: str, s: int, now: int, start: int,
-                     before_by_window: dict[str, Sequence[int] | None]) -> bool:
+                     before_by_window: dict[str, list[int] | None]) -> bool:
         """True if no sector.gain_pct rule of sector `s` can fire or re-arm at this frame
         (every window's gain inside its quiet band): the usual case, checked without
         building the values."""
@@ -341,7 +341,7 @@ class SectorAggregator:
         return figures
 
     def sector_figures(self, frame: int, s: int,
-                       lookback: list[tuple[str, Sequence[int] | None]] | None = None,
+                       lookback: list[tuple[str, list[int] | None]] | None = None,
                        ) -> dict[str, Any]:
         book = self.book
         sector = book.sectors[s]
