@@ -82,7 +82,7 @@ class StockEntry:
         # CPython objects
         self.limit = (2**53 - 1) // float_shares if float_shares else 2**53
         self.sectors = sectors
-        self.sector_ids = frozenset(sector.index for sector in sectors)
+        self.sector_mask = sum(1 << sector.index for sector in sectors)  # (see touched)
         self.eq_weights = eq_weights  # per sector in `sectors`: lcm / prev_close
         self.last = prev_close
         self.turnover = 0
@@ -113,6 +113,7 @@ class SectorBook:
             self.stocks[symbol] = StockEntry(
                 symbol, stock.prev_close, stock.float_shares, sums,
                 tuple(sector.eq_den // stock.prev_close for sector in sums))
+        self.all_sectors = (1 << len(self.names)) - 1  # the mask of every sector
         # per sector: its members, in the reference data's order
         self.members = [tuple(self.stocks[m] for m in ref.sector_members[name])
                         for name in self.names]
@@ -129,9 +130,11 @@ class SectorBook:
         self.eq_num = [sector.eq_den * sector.size for sector in self.sectors]
         self.eq_unfolded: set[StockEntry] = set()  # stocks whose price moved since
         # sectors changed since the last snapshots (the aggregator adds each frame's), and
-        # since the last frame recorded in history
-        self.touched: set[int] = set()
-        self.frame_touched: set[int] = set()
+        # since the last frame recorded in history: masks, bit s for sector s (an `|` of
+        # two machine integers a change, where a set of sector numbers cost a call and a
+        # hash per sector; past 62 sectors, CPython integers)
+        self.touched = 0
+        self.frame_touched = 0
 
     def levels(self) -> list[int]:
         """The cap-weighted numerators, by sector index (a copy)."""
@@ -166,7 +169,7 @@ class SectorBook:
             entry.turnover = turnover
             for sector in entry.sectors:
                 sector.turnover = sector.turnover + d_turnover
-        self.frame_touched |= entry.sector_ids
+        self.frame_touched |= entry.sector_mask
         return True
 
     def _move(self, entry: StockEntry, sign: int, step: int) -> None:

@@ -69,12 +69,13 @@ class SectorAggregator:
         self.last_frame: int | None = None
         self.history_frames: list[int] = []
         self.history_levels: list[list[int]] = []
-        self.history_touched: list[set[int]] = []  # sectors each history frame changed
+        # sectors each history frame changed, as a mask (bit s: sector s; see SectorBook)
+        self.history_touched: list[int] = []
         # Sector gain rules are checked only where a value can have changed (see
         # `_gain_candidates`): the history index each rule window looked back to at the
         # last check, and the sectors whose last check was not quiet (or never made)
         self._lookback_at: dict[str, int] = {}
-        self._unsettled: set[int] = set(range(len(self.book.names)))
+        self._unsettled = self.book.all_sectors  # a mask
         self.watermarks: dict[int, int] = {}
         self.source_frames: dict[int, int] = {}  # source -> latest frame of its groups
         # groups dropped (exported as marketflow_frame_groups_dropped_total{reason})
@@ -140,13 +141,13 @@ class SectorAggregator:
                 self._snapshot_bucket = bucket
                 self._emit(frame, False, out.snapshots)
                 self._snapshot_due = False
-                self.book.touched.clear()
+                self.book.touched = 0
         if frame_limit > self.closed_through:
             self.closed_through = frame_limit
         if self._snapshot_due and self.last_frame is not None:
             self._emit(self.last_frame, False, out.snapshots)
             self._snapshot_due = False
-            self.book.touched.clear()
+            self.book.touched = 0
         return out
 
     def close_all(self, max_frames: int | None = None) -> Output:
@@ -164,9 +165,9 @@ class SectorAggregator:
         self.history_frames = []
         self.history_levels = []
         self.history_touched = []
-        self.book.frame_touched = set()
+        self.book.frame_touched = 0
         self._lookback_at = {}
-        self._unsettled = set(range(len(self.book.names)))
+        self._unsettled = self.book.all_sectors
         self.engine.reset_day()
 
     @property
@@ -209,7 +210,7 @@ class SectorAggregator:
         self.history_frames.append(frame)
         self.history_levels.append(book.levels())
         self.history_touched.append(book.frame_touched)
-        book.frame_touched = set()
+        book.frame_touched = 0
 
     def _prune_history(self, frame: int) -> None:
         horizon = frame - self.max_window
@@ -224,7 +225,7 @@ class SectorAggregator:
     def set_rules(self, rules: RuleSet) -> None:
         self.engine.set_rules(rules)
         self._rule_windows = self._windows_of(rules)
-        self._unsettled = set(range(len(self.book.names)))
+        self._unsettled = self.book.all_sectors
 
     def _windows_of(self, rules: RuleSet) -> dict[str, int]:
         """The rolling windows some sector.gain_pct rule looks at (only those are computed
@@ -266,18 +267,21 @@ class SectorAggregator:
         lookback = self._lookback(frame, self._rule_windows) if gain_rules else []
         before_by_window = dict(lookback)
         names = book.names
-        candidates = self._gain_candidates(frame) if gain_rules else set()
-        unsettled = self._unsettled
-        for s in (range(len(names)) if eq_rules or turnover_rules else sorted(candidates)):
+        candidates = self._gain_candidates(frame) if gain_rules else 0
+        every = eq_rules or turnover_rules
+        for s in range(len(names)):
+            candidate = (candidates >> s) & 1
+            if not candidate and not every:
+                continue
             name = names[s]
             sector = sectors[s]
             now = sector.cap_num
             start = sector.cap_den
-            if s in candidates:
+            if candidate:
                 if self._gains_quiet(name, s, now, start, before_by_window):
-                    unsettled.discard(s)
+                    self._unsettled &= ~(1 << s)
                 else:
-                    unsettled.add(s)
+                    self._unsettled |= 1 << s
                     values = {"day": truediv((now - start) * 100, start)}  # = gain_pct(s)
                     for window, levels in lookback:  # as rolling()
                         before = levels[s] if levels is not None else start
@@ -302,13 +306,13 @@ class SectorAggregator:
             alerts += engine.evaluate("market.turnover_hkd", "market", value, ts, value,
                                       "market", self._market_figures)
 
-    def _gain_candidates(self, frame: int) -> set[int]:
+    def _gain_candidates(self, frame: int) -> int:
         """The sectors whose sector.gain_pct values may differ from their last check, or
         whose last check was not quiet: the others were inside every quiet band then and
         still are (same level, same look-back levels, same rule state), so they are
         skipped. A sector's level changes only in the frames that touch it (the history
         keeps those per frame), so a window's look-back level moves from one history entry
-        to a later one only for the sectors touched in the entries in between."""
+        to a later one only for the sectors touched in the entries in between. A mask."""
         out = self._unsettled | self.history_touched[-1]
         frames, touched = self.history_frames, self.history_touched
         for window, span in self._rule_windows.items():
@@ -368,7 +372,8 @@ class SectorAggregator:
         end = (frame + 1) * self.frame_ms
         head = {"trading_date": trading_date(end - 1), "ts": to_rfc3339(end), "final": final}
         book = self.book
-        sectors = range(len(book.names)) if final else sorted(book.touched)
+        touched = book.touched
+        sectors = [s for s in range(len(book.names)) if final or (touched >> s) & 1]
         lookback = self._lookback(frame)
         # contributors cost O(members): fresh every `CONTRIBUTORS_EVERY_MS` of event time
         # and at the session end; alerts always compute them fresh for their evidence
