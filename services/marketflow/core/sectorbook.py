@@ -78,7 +78,7 @@ class StockEntry:
         self.float_shares = float_shares
         self.f_float = float(float_shares)
         # the largest price move whose product with the float shares is below 2**53:
-        # doubles multiply those exactly, and compiled, integers past 2**62 multiply as
+        # doubles multiply those exactly, and compiled, integers past 2**30 multiply as
         # CPython objects
         self.limit = (2**53 - 1) // float_shares if float_shares else 2**53
         self.sectors = sectors
@@ -148,8 +148,6 @@ class SectorBook:
         d_price = last - old_last
         if not d_price and not d_turnover:
             return False
-        # (sums as `x.a = x.a + d`: the compiled `+=` on an attribute is the same, but
-        # kept in one form with the rest)
         if d_price:
             entry.last = last
             if -entry.limit <= d_price <= entry.limit:
@@ -157,7 +155,7 @@ class SectorBook:
             else:
                 d_cap = entry.float_shares * d_price
             for sector in entry.sectors:
-                sector.cap_num = sector.cap_num + d_cap
+                sector.cap_num += d_cap
             self.eq_unfolded.add(entry)
             prev = entry.prev_close
             old_sign = (old_last > prev) - (old_last < prev)
@@ -168,20 +166,20 @@ class SectorBook:
         if d_turnover:
             entry.turnover = turnover
             for sector in entry.sectors:
-                sector.turnover = sector.turnover + d_turnover
+                sector.turnover += d_turnover
         self.frame_touched |= entry.sector_mask
         return True
 
     def _move(self, entry: StockEntry, sign: int, step: int) -> None:
         if sign > 0:
             for sector in entry.sectors:
-                sector.advancers = sector.advancers + step
+                sector.advancers += step
         elif sign < 0:
             for sector in entry.sectors:
-                sector.decliners = sector.decliners + step
+                sector.decliners += step
         else:
             for sector in entry.sectors:
-                sector.unchanged = sector.unchanged + step
+                sector.unchanged += step
         breadth, i = self.market_breadth, 0 if sign > 0 else 1 if sign < 0 else 2
         breadth[i] = breadth[i] + step
 
