@@ -44,9 +44,11 @@ def gain_inside(now: int, before: int, lo: float, hi: float) -> bool:
 
 
 class SectorSums:
-    """One sector's running sums (cap-weighted numerator and denominator, turnover in
-    cents, breadth): attributes of a compiled class are machine integers while they fit,
-    where items of a list are objects, made anew at every change."""
+    """One sector's running sums (cap-weighted and equal-weighted numerators and
+    denominators, turnover in cents, breadth): attributes of a compiled class are machine
+    integers while they fit, where items of a list are objects, made anew at every change.
+    The equal-weighted numerator is past 2**62 (lcm / prev_close weights) and folded in
+    when read (`SectorBook._fold_eq`)."""
 
     def __init__(self, index: int, cap_den: int, eq_den: int, size: int) -> None:
         self.index = index
@@ -54,6 +56,7 @@ class SectorSums:
         self.eq_den = eq_den
         self.size = size
         self.cap_num = cap_den
+        self.eq_num = eq_den * size
         self.turnover = 0
         self.advancers = 0
         self.decliners = 0
@@ -61,6 +64,7 @@ class SectorSums:
 
     def reset(self) -> None:
         self.cap_num = self.cap_den
+        self.eq_num = self.eq_den * self.size
         self.turnover = 0
         self.advancers = 0
         self.decliners = 0
@@ -127,7 +131,6 @@ class SectorBook:
         self.market_breadth = [0, 0, len(self.ref.stocks)]  # advancers, decliners, unchanged
         # the equal-weighted sums are folded in when read (`_fold_eq`): their weights are
         # integers far past 2**62 (lcm / prev_close), a product of CPython integers each
-        self.eq_num = [sector.eq_den * sector.size for sector in self.sectors]
         self.eq_unfolded: set[StockEntry] = set()  # stocks whose price moved since
         # sectors changed since the last snapshots (the aggregator adds each frame's), and
         # since the last frame recorded in history: masks, bit s for sector s (an `|` of
@@ -197,14 +200,14 @@ class SectorBook:
         return truediv((sector.cap_num - sector.cap_den) * 100, sector.cap_den)
 
     def _fold_eq(self) -> None:
-        """Bring eq_num up to the last prices (integer sums: the order is immaterial)."""
-        eq_num = self.eq_num
+        """Bring each sector's eq_num up to the last prices (integer sums: the order is
+        immaterial)."""
         for entry in self.eq_unfolded:
             d_price = entry.last - entry.eq_folded
             if d_price:
                 entry.eq_folded = entry.last
                 for sector, w in zip(entry.sectors, entry.eq_weights, strict=True):
-                    eq_num[sector.index] += w * d_price
+                    sector.eq_num += w * d_price
         self.eq_unfolded.clear()
 
     def eq_gain_pct(self, s: int) -> float:
@@ -212,7 +215,7 @@ class SectorBook:
             self._fold_eq()
         sector = self.sectors[s]
         total = sector.eq_den * sector.size
-        return truediv((self.eq_num[s] - total) * 100, total)
+        return truediv((sector.eq_num - total) * 100, total)
 
     def top_contributors(self, s: int, limit: int = TOP_CONTRIBUTORS) -> list[dict[str, Any]]:
         """Members whose moves added most to the sector's change (in its direction); ties
