@@ -55,7 +55,7 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check services tests
 	$(BIN)/mypy
 
-schemas: $(STAMP) ## Regenerate the JSON Schemas made from pydantic models (schemas/rules.schema.json)
+schemas: $(STAMP) ## Regenerate the JSON Schema made from the code (schemas/rules.schema.json)
 	$(BIN)/python -m tests.schemas
 
 dashboards: $(STAMP) ## Regenerate the Grafana dashboards (deploy/grafana/dashboards/*.json) from deploy/grafana/dashboards.py

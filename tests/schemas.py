@@ -1,11 +1,11 @@
 """JSON Schemas of every record (`schemas/` at the repository root), as validators, and
-the generator of the schemas that come from pydantic models.
+the generator of the schemas that come from the code.
 
 Test and development only: the schemas live beside the code in the repository, not in
 the installed package, and jsonschema is a `dev` dependency. Most schemas are written by
-hand; those of configuration files read through pydantic models are generated from the
-models: `make schemas` (`python -m tests.schemas`) rewrites them, and a unit test fails
-when the committed files differ.
+hand; that of the rules file is generated from the code that checks rules files
+(`marketflow.core.rules_spec.rules_schema`): `make schemas` (`python -m tests.schemas`)
+rewrites it, and a unit test fails when the committed file differs.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from referencing import Registry, Resource
 BASE = "https://marketflow.invalid/schemas/"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 REGENERATE = "make schemas (python -m tests.schemas)"
-# Keywords of a generated schema in this order (the order of the hand-written schemas);
-# pydantic sorts them alphabetically.
+# Keywords of a generated schema in this order (the order of the hand-written schemas)
 _KEYWORD_ORDER = ("$schema", "$id", "title", "type", "additionalProperties", "required",
                   "properties", "items", "const", "enum", "pattern", "minItems", "minimum",
                   "anyOf", "oneOf", "default", "description")
@@ -55,11 +54,11 @@ SNAPSHOT_SCHEMAS = {"index": "index-snapshot", "stock": "stock-snapshot",
 
 
 def generated_schemas() -> dict[str, dict[str, Any]]:
-    """The schemas generated from pydantic models, by file name in `schemas_dir()`."""
-    from marketflow.core.rules_spec import RulesFile
+    """The schemas generated from the code, by file name in `schemas_dir()`."""
+    from marketflow.core.rules_spec import rules_schema
 
     return {
-        "rules.schema.json": _standalone(RulesFile.model_json_schema(), "rules.schema.json",
+        "rules.schema.json": _standalone(rules_schema(), "rules.schema.json",
                                          "Alert rules file"),
     }
 
@@ -69,33 +68,21 @@ def render_schema(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
-def _standalone(generated: dict[str, Any], name: str, title: str) -> dict[str, Any]:
-    """Pydantic's schema as a draft 2020-12 document: `$schema`, `$id` and `title` first,
-    model definitions inlined, no generated titles, no docstrings of the models."""
-    definitions = generated.get("$defs", {})
+def _standalone(body: dict[str, Any], name: str, title: str) -> dict[str, Any]:
+    """A schema body as a draft 2020-12 document: `$schema`, `$id` and `title` first, the
+    keywords of every object in `_KEYWORD_ORDER`."""
 
-    def clean(node: Any, is_model: bool = False) -> Any:
+    def order(node: Any, in_properties: bool = False) -> Any:
         if isinstance(node, list):
-            return [clean(item) for item in node]
+            return [order(item) for item in node]
         if not isinstance(node, dict):
             return node
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            return clean(definitions[ref.removeprefix("#/$defs/")], is_model=True)
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            if key in ("$defs", "title") or (key == "description" and is_model):
-                continue
-            if key == "properties":
-                out[key] = {prop: clean(schema) for prop, schema in value.items()}
-            elif key in ("default", "const", "enum"):
-                out[key] = value
-            else:
-                out[key] = clean(value)
-        return _ordered(out)
+        out = {key: (value if key in ("default", "const", "enum")
+                     else order(value, in_properties=key == "properties"))
+               for key, value in node.items()}
+        return out if in_properties else _ordered(out)
 
-    body = clean(generated, is_model=True)
-    return _ordered({"$schema": DRAFT, "$id": BASE + name, "title": title, **body})
+    return _ordered({"$schema": DRAFT, "$id": BASE + name, "title": title, **order(body)})
 
 
 def _ordered(node: dict[str, Any]) -> dict[str, Any]:

@@ -42,10 +42,10 @@ def test_schema_is_valid(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(generated_schemas()))
 def test_generated_schema_is_committed(name: str) -> None:
-    """Drift: the committed file is what the pydantic models generate today."""
+    """Drift: the committed file is what the code generates today."""
     committed = (schemas_dir() / name).read_text(encoding="utf-8")
     assert committed == render_schema(generated_schemas()[name]), (
-        f"schemas/{name} differs from the schema generated from the models; "
+        f"schemas/{name} differs from the schema generated from the code; "
         f"run {REGENERATE} and commit the result")
 
 

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from pydantic import ValidationError
-
 from marketflow.core.output import NO_ALERTS
 from marketflow.core.rules_spec import (
     DEFAULT_MESSAGE,
@@ -27,8 +25,9 @@ from marketflow.core.rules_spec import (
     RulesError,
     RulesFile,
     RuleSpec,
+    check_rule,
+    check_rules_file,
     render_message,
-    rules_error,
 )
 from marketflow.core.timeutil import hkt_clock, to_rfc3339, trading_date
 from marketflow.core.windows import DEFAULT_WINDOWS, parse_duration
@@ -90,19 +89,12 @@ class RuleSet:
 
 def parse_rule(raw: object, windows: Iterable[str] = DEFAULT_WINDOWS) -> Rule:
     """One rule of a rules file; RulesError names the rule and the field."""
-    try:
-        spec = RuleSpec.model_validate(raw, context={"windows": tuple(windows)})
-    except ValidationError as error:
-        raise rules_error(error, {"rules": [raw]}, ("rules", 0)) from None
-    return Rule.from_spec(spec)
+    return Rule.from_spec(check_rule(raw, tuple(windows)))
 
 
 def parse_rules(document: object, windows: Iterable[str] = DEFAULT_WINDOWS) -> RuleSet:
     """A rules document (the YAML, loaded); RulesError names the rule and the field."""
-    try:
-        spec = RulesFile.model_validate(document, context={"windows": tuple(windows)})
-    except ValidationError as error:
-        raise rules_error(error, document) from None
+    spec = check_rules_file(document, tuple(windows))
     return RuleSet(tuple(Rule.from_spec(rule) for rule in spec.rules), dict(spec.routes))
 
 

@@ -1,5 +1,6 @@
-"""The rules file models (core/rules_spec.py): table-driven valid and invalid rules, every
-error naming the rule and the field, and the loader's file checks."""
+"""The rules file's checks (core/rules_spec.py): table-driven valid and invalid rules, every
+error naming the rule and the field, the loader's file checks, and the schema made from
+the same field table."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
 from marketflow.core.rules import (
     Rule,
@@ -18,7 +18,17 @@ from marketflow.core.rules import (
     parse_rule,
     parse_rules,
 )
-from marketflow.core.rules_spec import DEFAULT_MESSAGE, rules_error
+from marketflow.core.rules_spec import (
+    DEFAULT_MESSAGE,
+    METRICS,
+    OPS,
+    REQUIRED,
+    RULE_FIELDS,
+    SEVERITIES,
+    check_rule,
+    check_rules_file,
+    rules_schema,
+)
 from tests.schemas import validator
 
 BASE = {"id": "r-1", "metric": "index.change_pct", "op": ">=", "threshold": 2}
@@ -29,7 +39,7 @@ def rule(**fields: Any) -> dict[str, Any]:
 
 
 def test_defaults() -> None:
-    spec = RuleSpec.model_validate(BASE)
+    spec = check_rule(BASE)
     assert (spec.subjects, spec.window, spec.hysteresis, spec.cooldown, spec.max_per_day,
             spec.severity, spec.message, spec.routes) == (
         "*", "day", 0.0, "0s", 1, "info", DEFAULT_MESSAGE, ())
@@ -169,13 +179,40 @@ def test_file_level_extras_and_routes() -> None:
     assert parse_rules({"rules": [], "routes": None}).routes == {}
 
 
-def test_models_raise_validation_errors_that_convert() -> None:
-    with pytest.raises(ValidationError) as error:
-        RulesFile.model_validate({"rules": [rule(op="=")]})
-    assert str(rules_error(error.value, {"rules": [rule(op="=")]})).startswith("rule 'r-1': op:")
-    spec = RulesFile.model_validate({"rules": [rule(metric="sector.gain_pct", window="5s")]},
-                                    context={"windows": ("5s",)})
+def test_checks_return_the_rules_as_written() -> None:
+    spec = check_rules_file({"rules": [rule(subjects=[700, "HSI"], route=["ops", 7])]})
+    assert isinstance(spec, RulesFile) and spec.routes == {}
+    assert (spec.rules[0].subjects, spec.rules[0].route) == (("700", "HSI"), ("ops", "7"))
+    with pytest.raises(RulesError, match=r"^rule 'r-1': op:"):
+        check_rules_file({"rules": [rule(op="=")]})
+    spec = check_rules_file({"rules": [rule(metric="sector.gain_pct", window="5s")]},
+                            windows=("5s",))
     assert spec.rules[0].window == "5s"
+
+
+def test_a_bad_metric_is_reported_once_not_again_under_window() -> None:
+    with pytest.raises(RulesError) as error:
+        parse_rule(rule(metric="index.level", window="15m"))
+    assert ": metric: must be one of" in str(error.value)
+    assert "window" not in str(error.value)
+
+
+def test_field_table_is_the_spec_and_the_schema() -> None:
+    """One table: RuleSpec's fields, their defaults, the required ones and the schema's
+    properties all come from RULE_FIELDS, in its order."""
+    names = [spec.name for spec in RULE_FIELDS]
+    assert list(RuleSpec.__dataclass_fields__) == names
+    defaults = {spec.name: spec.default for spec in RULE_FIELDS if spec.default is not REQUIRED}
+    assert {name: getattr(check_rule(BASE), name) for name in defaults} == defaults
+    schema = rules_schema()["properties"]["rules"]["items"]
+    assert list(schema["properties"]) == names
+    assert schema["required"] == ["id", "metric", "op", "threshold"]
+    for name, default in defaults.items():
+        written = schema["properties"][name]["default"]
+        assert written == (list(default) if isinstance(default, tuple) else default)
+    assert schema["properties"]["metric"]["enum"] == list(METRICS)
+    assert schema["properties"]["severity"]["enum"] == list(SEVERITIES)
+    assert schema["properties"]["op"]["enum"] == list(OPS)
 
 
 def test_runtime_rule_is_slotted_without_dead_helpers() -> None:
