@@ -1,4 +1,4 @@
-"""Alert rules: loading the rules file (models in rules_spec.py), and the per-(rule, subject)
+"""Alert rules: loading the rules file (its checks in rules_spec.py), and the per-(rule, subject)
 crossing state machine.
 
 Semantics (SPEC.md): each (rule, subject) is armed at the start of each trading day. At each
