@@ -21,6 +21,7 @@ from marketflow.core.records import (
 from marketflow.core.refdata import ReferenceData, ReferenceDataError
 from marketflow.core.rules import RulesError, load_rules
 from marketflow.core.windows import DEFAULT_WINDOWS, parse_windows
+from marketflow.gctune import tune_gc
 
 _TICK, _SOUTHBOUND = 0, 1
 
@@ -162,6 +163,7 @@ def register(app: typer.Typer) -> None:
             except OSError as error:
                 typer.echo(f"error: cannot read {path}: {error.strerror or error}", err=True)
                 raise typer.Exit(2) from None
+        tune_gc()  # (the process ends with the command)
         try:
             result = run_backtest(universe, indices, rules, ticks, southbound, frame_ms,
                                   window_names)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ import typer
 
 from marketflow.core.refdata import ReferenceData
 from marketflow.core.rules import RuleSet, load_rules
+from marketflow.gctune import tune_gc
 from marketflow.settings import Settings, Topics
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def run_worker(settings: Settings, inputs: MarketInputs, bootstrap: str,
     if stale:
         log.warning("compiled modules older than their source, running the old code: %s "
                     "(run `make compile`)", ", ".join(stale))
-    _tune_gc()
+    tune_gc()
     worker.execute_from_commandline()
 
 
@@ -113,15 +113,6 @@ def faust_worker(app: faust.App, loglevel: str) -> faust.Worker:
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.spinner = None
     return worker
-
-
-def _tune_gc() -> None:
-    """Everything built so far (modules, Faust, reference data) lives as long as the
-    worker: frozen out of the collector's scans. The hot path allocates a tuple or dict per
-    tick that dies at once, so young collections every 50,000 allocations (default 700)
-    cost a fraction of the time for the same garbage; cycles are still collected."""
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
 
 
 def register(app: typer.Typer) -> None:
