@@ -95,3 +95,29 @@ def test_backtest_missing_file_exits_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["backtest", "--universe", "x", "--indices", "y", "--rules",
                                  "z", "--ticks", str(tmp_path / "none.jsonl"), "--json"])
     assert result.exit_code == 2
+
+
+def test_a_backtest_process_imports_no_pydantic(tmp_path: Path) -> None:
+    """`backtest`'s start: rules are checked without pydantic and typer (below 0.29) builds
+    no pydantic adapters; importing pydantic was ~0.2 s of every start (docs/design.md,
+    "Eighth round"). The process runs the small day and reports what it imported."""
+    import json
+    import subprocess
+    import sys
+
+    small = Path(__file__).parents[2] / "data" / "small"
+    probe = ("import sys, runpy\n"
+             "sys.argv = ['marketflow'] + sys.argv[1:]\n"
+             "try:\n"
+             "    runpy.run_module('marketflow.cli', run_name='__main__')\n"
+             "except SystemExit as stop:\n"
+             "    assert not stop.code, stop.code\n"
+             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pydantic'),"
+             " file=sys.stderr)\n")
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "backtest", "--universe", str(small / "universe.csv"),
+         "--indices", str(small / "indices.csv"), "--rules", str(small / "rules.yaml"),
+         "--ticks", str(small / "ticks.jsonl"), "--json"],
+        capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(done.stdout)["final"]["market"]["turnover_hkd"] > 0
+    assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr
