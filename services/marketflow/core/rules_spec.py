@@ -43,6 +43,8 @@ MESSAGE_FIELDS = (
     "severity", "time", "ts", "trading_date",
 )
 DEFAULT_MESSAGE = "{rule_id}: {subject} {metric} = {value:,.4f} ({op} {threshold:,})"
+MAX_FORMAT_WIDTH = 100  # of a field in a message template, and its precision
+_DIGITS = re.compile(r"[0-9]+")
 NOT_A_RULES_FILE = "the rules file must be a mapping with a 'rules' list"
 
 
@@ -168,6 +170,15 @@ def _check_message(value: object, _: Mapping[str, Any], __: tuple[str, ...]) -> 
     if not isinstance(value, str):
         raise _Invalid("must be a string")
     try:
+        for _literal, name, spec, _conversion in _FORMATTER.parse(value):
+            # the sample below renders with sample values: a width taken from a field (a
+            # threshold of 3e11), or written too wide, would pass it and then make a
+            # string of gigabytes at the first alert
+            if spec and "{" in spec:
+                raise _Invalid(f"bad template: a field inside the format of {{{name}}}")
+            if spec and any(int(n) > MAX_FORMAT_WIDTH for n in _DIGITS.findall(spec)):
+                raise _Invalid(f"bad template: a width or precision past {MAX_FORMAT_WIDTH} "
+                               f"in {{{name}:{spec}}}")
         render_message(value, _sample_context())
     except KeyError as error:
         raise _Invalid(f"unknown field {error.args[0]!r}; use {', '.join(MESSAGE_FIELDS)}",

@@ -69,6 +69,8 @@ def test_defaults() -> None:
     ({"route": ["ops", "desk"]}, "routes", ("ops", "desk")),
     ({"message": "{subject} {value:+.2f}% at {level:,.2f} {time}"}, "message",
      "{subject} {value:+.2f}% at {level:,.2f} {time}"),
+    ({"message": "{subject:>100} {value:08.100f}"}, "message",
+     "{subject:>100} {value:08.100f}"),
 ])
 def test_valid_rules(fields: dict[str, Any], attribute: str, expected: Any) -> None:
     assert getattr(parse_rule(rule(**fields)), attribute) == expected
@@ -110,6 +112,11 @@ def test_valid_rules(fields: dict[str, Any], attribute: str, expected: Any) -> N
     ({"message": "{subject.__class__}"}, "message", "unknown field 'subject.__class__'"),
     ({"message": "{value:q}"}, "message", "bad template"),
     ({"message": "{0}"}, "message", "bad template"),
+    ({"message": "{value:{threshold}}"}, "message", "a field inside the format of {value}"),
+    ({"message": "{value:2000000000}"}, "message", "a width or precision past 100"),
+    ({"message": "{subject:>101}"}, "message", "a width or precision past 100"),
+    ({"message": "{value:.101f}"}, "message", "a width or precision past 100"),
+    ({"message": "{value"}, "message", "bad template"),
     ({"route": 5}, "route", "a route name or a list of route names"),
     ({"route": None}, "route", "a route name or a list of route names"),
     ({"thresold": 2}, "thresold", "unknown field"),
