@@ -8,8 +8,11 @@
      frame close -> sector/market alert in Redis (p50/p99/p99.9)
   f. peak RSS of the worker over the day
   g. time to recover a worker's full-day state after kill -9
+  h-k. input shaped like the real world (tests/bench/realworld.py)
   l. the same with a previous day in md.ticks too: seconds, and records replayed (today's
      only) against records held
+  m. a backlog of about 1M single-tick records in loose forms, to the day's figures, and
+     Quix Streams on as many records
 
 Writes bench-report.json and prints a table. Not part of `make test`: speed is measured
 here, never asserted in tests. A fixed pure-Python loop is timed before and after the
@@ -30,7 +33,7 @@ from typing import Any
 from marketflow.infra.embedded import EmbeddedStack
 from tests.bench.common import ROOT, log
 from tests.bench.latency import broker_alone, latency
-from tests.bench.realworld import realworld, realworld_rows
+from tests.bench.realworld import large_backlog, realworld, realworld_rows
 from tests.bench.recovery import day_recovery
 from tests.bench.throughput import baseline, core_only, dump_day, throughput_and_recovery
 
@@ -47,10 +50,12 @@ def main() -> None:
                         help="trades in the loose-form day of (h, i, k)")
     parser.add_argument("--backtest-sizes", type=int, nargs="*", default=[300_000, 3_000_000],
                         help="trades in the loose-form days of (j)")
+    parser.add_argument("--large-ticks", type=int, default=1_000_000,
+                        help="trades in the large single-tick day of (m)")
     parser.add_argument("--recovery-ticks", type=int, default=5_000_000,
                         help="trades in each of the two days of (l)")
     parser.add_argument("--skip", nargs="*", default=[],
-                        help="parts to skip: a b c d e f g h i j k l")
+                        help="parts to skip: a b c d e f g h i j k l m")
     args = parser.parse_args()
     skip = set("".join(args.skip))
     report: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
@@ -84,6 +89,13 @@ def main() -> None:
             if not skip >= set("hijk"):
                 report.update(realworld(stack, state, args.loose_ticks, args.backtest_sizes,
                                         skip))
+            if "m" not in skip:
+                report["m_large_single"] = large_backlog(stack, state, args.large_ticks)
+                log(f"m: {report['m_large_single']}")
+                if "c" not in skip:
+                    report["m_quix"] = baseline("baseline_quix", stack, state,
+                                                args.large_ticks)
+                    log(f"quix, {args.large_ticks:,} records: {report['m_quix']}")
             if "l" not in skip:
                 report["l_day_recovery"] = day_recovery(stack, state, args.recovery_ticks)
             if "e" not in skip:
