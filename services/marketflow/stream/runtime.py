@@ -334,9 +334,15 @@ class Runtime:
             self.frame_seen.clear()
             return 0.0
         now = self.now()
-        pending = router.aggregator.pending
-        for frame in pending:
-            self.frame_seen.setdefault(frame, now)
-        for frame in [f for f in self.frame_seen if f not in pending]:
-            del self.frame_seen[frame]
-        return now - min(self.frame_seen.values())
+        pending, seen = router.aggregator.pending, self.frame_seen
+        # `pending` holds its frames in the order they first had a group (a frame enters
+        # once and leaves when it closes): the new ones are at its end, and its first has
+        # waited longest. A timer calls this: O(new frames), not O(pending) (a backlog
+        # holds the day's 20k frames pending until its last partition arrives).
+        for frame in reversed(pending):
+            if frame in seen:
+                break
+            seen[frame] = now
+        if len(seen) > 2 * len(pending) + 64:  # forget closed frames now and then
+            self.frame_seen = seen = {frame: seen[frame] for frame in pending}
+        return now - seen[next(iter(pending))]

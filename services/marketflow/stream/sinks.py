@@ -38,12 +38,6 @@ _SNAPSHOT_TOPIC = {"index": "indices", "stock": "stocks", "sector": "sectors",
                    "market": "market", "southbound": "market"}
 
 
-def snapshot_key(snapshot: dict[str, Any]) -> str:
-    if snapshot["type"] == "southbound":
-        return f"southbound:{snapshot['subject']}"
-    return str(snapshot["subject"])
-
-
 class Sinks:
     def __init__(self, bootstrap: str, topics: Topics, ledger: AlertLedger,
                  redis_alerts: Any = None, redis_latest: Any = None, metrics: Any = None,
@@ -60,6 +54,8 @@ class Sinks:
         self.alerts_emitted = 0
         self._lock = asyncio.Lock()
         self._latest: dict[tuple[str, str], dict[str, Any]] = {}
+        self._snapshot_topics = {kind: getattr(topics, name)
+                                 for kind, name in _SNAPSHOT_TOPIC.items()}
         self._outgoing: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = {}
         self._partials: list[Shipped] = []
         self._wakeup = asyncio.Event()
@@ -129,17 +125,21 @@ class Sinks:
             await self.flush()
 
     async def _snapshots(self, snapshots: list[Snapshot]) -> None:
-        topics = self.topics
+        topics, latest, dumps = self._snapshot_topics, self._latest, orjson.dumps
         by_topic: dict[str, list[tuple[bytes | None, bytes]]] = {}
         for snapshot in snapshots:
-            topic = getattr(topics, _SNAPSHOT_TOPIC[snapshot["type"]])
-            by_topic.setdefault(topic, []).append(
-                (snapshot_key(snapshot).encode(), orjson.dumps(snapshot)))
+            kind, subject = snapshot["type"], snapshot["subject"]
+            key = f"southbound:{subject}" if kind == "southbound" else str(subject)
+            topic = topics[kind]
+            messages = by_topic.get(topic)
+            if messages is None:
+                messages = by_topic[topic] = []
+            messages.append((key.encode(), dumps(snapshot)))
+            # Redis hashes and gauges hold only the latest value: coalesced, written on
+            # flush()
+            latest[(kind, subject)] = snapshot
         for topic, messages in by_topic.items():
             await self._send_many(topic, messages)
-        # Redis hashes and gauges hold only the latest value: coalesce, write on flush()
-        for snapshot in snapshots:
-            self._latest[(snapshot["type"], snapshot["subject"])] = snapshot
         if self.redis is not None:  # intraday history sees every snapshot (alerts/history.py)
             self.redis.latest_sink.observe_history(snapshots)
 

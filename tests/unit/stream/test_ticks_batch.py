@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from marketflow.core.output import Output
 from marketflow.core.partition import PartitionProcessor
@@ -182,3 +184,45 @@ def test_every_source_idle_finishes_in_steps() -> None:
     assert runtime.finalised and not runtime.router.aggregator.pending
     assert max(steps) == -(-999 // CLOSE_STEP_FRAMES)  # frames 1-999, closed in steps
     assert_alert_once_and_final_once(outputs, start)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(1, 6), st.integers(0, 2500),
+                          st.floats(0.0, 1.5), st.booleans()), min_size=1, max_size=25))
+def test_oldest_frame_wait_is_the_longest_wait_of_a_pending_frame(
+        steps: list[tuple[int, int, int, float, bool]]) -> None:
+    """`Runtime.oldest_frame_wait` (kept in step with the new frames only) against a plain
+    scan of every pending frame at every call: the wall-clock time since the pending frame
+    seen first had its first group, through partitions shipping, frames closing, sources
+    going idle and the day finishing."""
+    clock = [0.0]
+    runtime, processors = turnover_runtime(10.0**15, clock)
+    first_seen: dict[int, float] = {}
+
+    def reference() -> float:
+        assert runtime.router is not None
+        pending = runtime.router.aggregator.pending
+        for frame in list(first_seen):
+            if frame not in pending:
+                del first_seen[frame]
+        for frame in pending:
+            first_seen.setdefault(frame, clock[0])
+        return clock[0] - min(first_seen.values()) if pending else 0.0
+
+    event_ms = dict.fromkeys(processors, BASE + DAY_MS)
+    offsets = dict.fromkeys(processors, 0)
+    for partition, count, gap_ms, wall_s, housekeeping in steps:
+        records = []
+        for _ in range(count):
+            event_ms[partition] += gap_ms
+            records.append((offsets[partition], orjson.dumps(
+                tick(event_ms[partition], "00001" if partition == 0 else "00002")), 0))
+            offsets[partition] += 1
+        drain(runtime, runtime.on_ticks_batch(processors[partition], records,
+                                              lambda *a: None), [])
+        runtime.touch(partition)
+        assert runtime.oldest_frame_wait() == reference()
+        clock[0] += wall_s
+        if housekeeping:
+            drain(runtime, runtime.housekeeping(), [])
+        assert runtime.oldest_frame_wait() == reference()
