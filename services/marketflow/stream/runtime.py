@@ -112,6 +112,7 @@ class Runtime:
         self.handoff.new_aggregator()
         aggregator = SectorAggregator(self.ref, self.rules, self.frame_ms, self.windows)
         self.router = FrameRouter(aggregator, self.clock)
+        self.frame_seen = {}  # its frames wait from when it has them (oldest_frame_wait)
         return self.router
 
     def new_southbound(self) -> SouthboundBook:
@@ -336,9 +337,10 @@ class Runtime:
         now = self.now()
         pending, seen = router.aggregator.pending, self.frame_seen
         # `pending` holds its frames in the order they first had a group (a frame enters
-        # once and leaves when it closes): the new ones are at its end, and its first has
-        # waited longest. A timer calls this: O(new frames), not O(pending) (a backlog
-        # holds the day's 20k frames pending until its last partition arrives).
+        # once and leaves when it closes; `seen` starts afresh with each aggregator): the
+        # new ones are at its end, and its first has waited longest. A timer calls this:
+        # O(new frames), not O(pending) (a backlog holds the day's 20k frames pending
+        # until its last partition arrives).
         for frame in reversed(pending):
             if frame in seen:
                 break

@@ -226,3 +226,24 @@ def test_oldest_frame_wait_is_the_longest_wait_of_a_pending_frame(
         if housekeeping:
             drain(runtime, runtime.housekeeping(), [])
         assert runtime.oldest_frame_wait() == reference()
+
+
+def test_a_new_aggregators_frames_wait_from_when_it_has_them() -> None:
+    """Partition 0's frames 0-5 wait for partition 1 in the aggregator from t=0; at t=1 a
+    new aggregator takes over (the partials partition moved) and reads them from the
+    topic: they have waited 0.5 s in it at t=1.5, not 1.5 s."""
+    clock = [0.0]
+    runtime, processors = turnover_runtime(10.0**15, clock)
+    records = [(n, orjson.dumps(tick(BASE + DAY_MS + n * 1000 + 500, "00001")), 0)
+               for n in range(7)]
+    emission = runtime.on_ticks_batch(processors[0], records, lambda *a: None)
+    drain(runtime, emission, [])  # frames 0-5 shipped, waiting for partition 1; 6 open
+    assert runtime.oldest_frame_wait() == 0.0
+    clock[0] = 1.0
+    assert runtime.oldest_frame_wait() == 1.0
+    router = runtime.new_aggregator()
+    router.route([item.partial for item in emission.shipped], None)  # read from the topic
+    assert len(router.aggregator.pending) == 6
+    assert runtime.oldest_frame_wait() == 0.0
+    clock[0] = 1.5
+    assert runtime.oldest_frame_wait() == 0.5
