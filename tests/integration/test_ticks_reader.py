@@ -75,3 +75,59 @@ def test_records_arrive_once_in_order_as_plain_tuples(stack: Any) -> None:
         assert all(ts == 1_000 + offset * 4 + p for offset, _, ts in records)
     assert others and all(isinstance(r, ConsumerRecord) for r in others)
     assert ticks_reader._plain_records()  # aiokafka made the tuples (not the fallback)
+
+
+def test_the_reader_stays_within_its_read_ahead(stack: Any) -> None:
+    """The agent (here a task finishing a batch every few ms) is slower than the fetches:
+    the reader hands it at most `max_ahead_bytes` it has not finished (one batch larger
+    than that goes alone), and every record still arrives once, in order."""
+    topic = unique_topics(stack.bootstrap, "ahead", partitions=2)["ticks"]
+    value = b'{"pad": "%s"}' % (b"x" * 200)
+
+    async def run() -> tuple[list[TicksBatch], list[int], int]:
+        producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, linger_ms=5)
+        await producer.start()
+        try:
+            for n in range(4000):
+                await producer.send(topic, value, partition=n % 2)
+            await producer.flush()
+        finally:
+            await producer.stop()
+        queue: asyncio.Queue[TicksBatch] = asyncio.Queue()
+        got: list[TicksBatch] = []
+        ahead: list[int] = []  # the reader's read-ahead at each delivery, this one in
+
+        async def deliver(batch: TicksBatch) -> None:
+            ahead.append(reader.ahead_bytes)
+            await queue.put(batch)
+
+        async def agent() -> None:
+            while sum(len(b.records) for b in got) < 4000:
+                batch = await queue.get()
+                await asyncio.sleep(0.005)
+                got.append(batch)
+                reader.finished(batch)
+
+        async def nothing(*_: Any) -> None:
+            return None
+
+        reader = TicksReader(stack.bootstrap, topic, f"{topic}.group", deliver, nothing,
+                             nothing, session_timeout_s=3.0, heartbeat_s=1.0,
+                             max_records=100, max_ahead_bytes=len(value) * 250)
+        task = asyncio.ensure_future(reader.run())
+        try:
+            await asyncio.wait_for(agent(), 60)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        return got, ahead, reader.ahead_bytes
+
+    got, ahead, left = asyncio.run(run())
+    bound = len(value) * 250
+    largest = max(b.size for b in got)
+    assert all(b.size == len(b.records) * len(value) for b in got)
+    assert max(ahead) <= max(bound, largest) and left == 0
+    assert max(ahead) > bound // 2  # it did read ahead: the bound, not the fetches, held it
+    for p in range(2):
+        offsets = [r[0] for b in got if b.partition == p for r in b.records]
+        assert offsets == list(range(2000))
