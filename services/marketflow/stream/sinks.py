@@ -282,10 +282,9 @@ class Sinks:
     async def flush(self, wait: bool = True) -> None:
         """The latest figures to Redis, and what is queued for Kafka: with `wait` (on the
         way out), sent and acknowledged; without (the 100 ms timer), handed to the sender,
-        which ships on its own, and the deliveries already acknowledged checked. Waiting
-        there held the timer (idle partitions, frames to close, Redis) behind the broker's
-        acknowledgements of a backlog's snapshots: 0.1-1.3 s a turn, and the day's last
-        figures 0.5 s later on a batched backlog."""
+        which ships on its own, and the deliveries already acknowledged checked: waiting
+        there held the timer's next turn (idle partitions, frames to close, Redis) behind
+        the broker's acknowledgements of a backlog's snapshots."""
         await self.flush_latest()
         if self.producer is None:
             return
