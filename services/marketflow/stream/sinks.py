@@ -16,7 +16,6 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable
 from typing import Any
 
 import orjson
@@ -49,7 +48,7 @@ class Sinks:
                       if redis_alerts is not None and redis_latest is not None else None)
         self.metrics = metrics
         self.producer: AIOKafkaProducer | None = None
-        self._inflight: list[Awaitable[Any]] = []
+        self._inflight: list[asyncio.Future[Any]] = []  # deliveries not checked yet
         self._rejects: list[tuple[bytes, str]] = []
         self.alerts_emitted = 0
         self._lock = asyncio.Lock()
@@ -135,9 +134,7 @@ class Sinks:
             if messages is None:
                 messages = by_topic[topic] = []
             messages.append((key.encode(), dumps(snapshot)))
-            # Redis hashes and gauges hold only the latest value: coalesced, written on
-            # flush()
-            latest[(kind, subject)] = snapshot
+            latest[(kind, subject)] = snapshot  # Redis and the gauges: the last, on flush()
         for topic, messages in by_topic.items():
             await self._send_many(topic, messages)
         if self.redis is not None:  # intraday history sees every snapshot (alerts/history.py)
@@ -256,9 +253,10 @@ class Sinks:
         """Deliveries acknowledged since the last look: failures logged, the others kept."""
         pending = []
         for future in self._inflight:
-            if not isinstance(future, asyncio.Future) or not future.done():
+            if not future.done():
                 pending.append(future)
             elif not future.cancelled() and future.exception() is not None:
+                # delivery failure of a snapshot, partial or dead letter
                 log.error("Kafka delivery failed: %s", future.exception())
         self._inflight = pending
 
@@ -296,9 +294,6 @@ class Sinks:
             self._drained.clear()
             self._wakeup.set()
             await self._drained.wait()
-        inflight, self._inflight = self._inflight, []
-        for future in inflight:
-            try:
-                await future
-            except Exception as error:  # delivery failure of a snapshot or partial
-                log.error("Kafka delivery failed: %s", error)
+        if self._inflight:
+            await asyncio.wait(self._inflight)
+        self._reap()
