@@ -34,6 +34,7 @@ from marketflow.stream.replay import AlertLedger
 
 log = logging.getLogger("marketflow.sinks")
 
+
 def encode_snapshot(snapshot: Snapshot) -> bytes:
     """A snapshot's record value: compact JSON. orjson takes integers within 64 bits; a
     volume summed past that (nasty input can) is encoded exactly by the standard library."""
@@ -187,7 +188,12 @@ class Sinks:
                 del self._outgoing[(topic, partition)]
                 batch = producer.create_batch()
                 for key, item in messages:
-                    value = item if isinstance(item, bytes) else encode(item)
+                    try:
+                        value = item if isinstance(item, bytes) else encode(item)
+                    except (TypeError, ValueError) as error:  # a bug: the sender goes on
+                        log.error("a snapshot for %s (key %r) cannot be encoded, not sent: "
+                                  "%s", topic, key, error)
+                        continue
                     if batch.append(key=key, value=value, timestamp=None) is None:
                         self._inflight.append(await producer.send_batch(
                             batch, topic, partition=partition))
