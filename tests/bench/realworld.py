@@ -201,6 +201,11 @@ def median_round(rounds: list[dict[str, Any]], key: str) -> dict[str, Any]:
     return out
 
 
+def k_range(rates: list[float]) -> str:
+    """The spread of the rounds' rates, in thousands: `122k-139k`."""
+    return f"{min(rates) / 1000:,.0f}k-{max(rates) / 1000:,.0f}k"
+
+
 def head_to_head(stack: EmbeddedStack, state: Path, day: Path, turnover: float, rounds: int,
                  quix_ticks: int | None) -> dict[str, Any]:
     """(h) and, with `quix_ticks`, (c) Quix Streams on as many single-tick records, taking
@@ -282,7 +287,7 @@ def realworld_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         for key, what in (("ticks_per_s", "figures"), ("applied_ticks_per_s", "applied")):
             rates = [r[key] for r in rounds if key in r]
             if rates:
-                out.append(f"{what} {min(rates) / 1000:,.0f}k-{max(rates) / 1000:,.0f}k")
+                out.append(f"{what} {k_range(rates)}")
         return ", ".join(out)
 
     faust = report.get("b_faust_baseline", {}).get("ticks_per_s")

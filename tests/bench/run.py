@@ -34,7 +34,7 @@ from typing import Any
 from marketflow.infra.embedded import EmbeddedStack
 from tests.bench.common import ROOT, log
 from tests.bench.latency import broker_alone, latency
-from tests.bench.realworld import large_backlog, realworld, realworld_rows
+from tests.bench.realworld import k_range, large_backlog, realworld, realworld_rows
 from tests.bench.recovery import day_recovery
 from tests.bench.throughput import baseline, core_only, dump_day, throughput_and_recovery
 
@@ -172,8 +172,7 @@ def print_table(report: dict[str, Any]) -> None:
         quix_rounds = [r["ticks_per_s"] for r in c.get("rounds", []) if "ticks_per_s" in r]
         if len(quix_rounds) > 1:
             rows.append(("c", f"  median of {len(c['rounds'])} rounds",
-                         f"{min(quix_rounds) / 1000:,.0f}k-{max(quix_rounds) / 1000:,.0f}k "
-                         "ticks/s", "taking turns with (h)"))
+                         f"{k_range(quix_rounds)} ticks/s", "taking turns with (h)"))
     if "d_core" in report:
         d = report["d_core"]
         rows += [
